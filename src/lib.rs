@@ -1,0 +1,2 @@
+//! rstuf-worker: a Rust worker for Repository Service for TUF.
+pub mod tuf;

@@ -1,0 +1,3 @@
+fn main() {
+    println!("rstuf-worker {}", env!("CARGO_PKG_VERSION"));
+}

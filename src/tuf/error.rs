@@ -1,0 +1,39 @@
+//! The one error type of the TUF core. Messages name the thing at fault
+//! (role, keyid, file, field) so an operator can act on them.
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    // --- json & metadata -------------------------------------------------
+    /// A value that canonical JSON cannot represent (floats, for instance).
+    CanonicalJson(String),
+
+    // --- keys & signing --------------------------------------------------
+    /// A key dict that cannot be used (unknown type/scheme, bad public value).
+    Key { keyid: String, reason: String },
+
+    // --- delegation & verification ---------------------------------------
+    /// A number of hash bins that RSTUF does not support.
+    BinCount(u64),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // --- json & metadata
+            Error::CanonicalJson(what) => write!(f, "cannot encode as canonical JSON: {what}"),
+
+            // --- keys & signing
+            Error::Key { keyid, reason } => write!(f, "key {keyid}: {reason}"),
+
+            // --- delegation & verification
+            Error::BinCount(n) => write!(
+                f,
+                "number of hash bins must be a power of two from 2 to 16384, got {n}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,18 @@
+//! The TUF core: metadata types, canonical JSON, keys, signatures, hash bins
+//! and delegated path matching.
+//!
+//! Everything here is pure: no Redis, AMQP, SQL or storage. The only outside
+//! input is bytes handed in by the caller (a metadata file, a PEM key), so the
+//! whole module is tested against the vectors in `../shared/vectors/tuf/`
+//! alone. Byte-exactness with python-tuf matters because clients verify
+//! signatures over the canonical form and operators diff files on disk.
+
+pub mod error;
+
+pub use error::Error;
+
+/// Result type of the TUF core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+pub(crate) mod testdata;
