@@ -7,9 +7,14 @@
 //! alone. Byte-exactness with python-tuf matters because clients verify
 //! signatures over the canonical form and operators diff files on disk.
 
+pub mod canonical;
 pub mod error;
+pub mod key;
+pub mod types;
 
 pub use error::Error;
+pub use key::Key;
+pub use types::{KeyId, Version};
 
 /// Result type of the TUF core.
 pub type Result<T> = std::result::Result<T, Error>;

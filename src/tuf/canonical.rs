@@ -1,0 +1,122 @@
+//! Canonical JSON as securesystemslib's `encode_canonical` writes it: the
+//! bytes every TUF signature covers.
+//!
+//! It is not RFC 8785: only `"` and `\` are escaped, everything else (control
+//! characters, non-ASCII) is copied raw and the result is UTF-8. Keys sort by
+//! code point, which for Rust `String`s is plain byte order, and is what
+//! `serde_json::Map` (a `BTreeMap` without `preserve_order`) already keeps.
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Error, Result};
+
+/// Canonical bytes of a JSON value. Floats are refused, as in Python.
+pub fn encode(value: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out)?;
+    Ok(out)
+}
+
+/// Canonical bytes of anything serde can turn into JSON.
+pub fn encode_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let value = serde_json::to_value(value).map_err(|e| Error::CanonicalJson(e.to_string()))?;
+    encode(&value)
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) if n.is_f64() => {
+            return Err(Error::CanonicalJson(format!("floats are not allowed: {n}")))
+        }
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out);
+                out.push(b':');
+                write_value(item, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuf::testdata;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn every_vector_encodes_to_the_exact_bytes() {
+        let doc = testdata::json("vectors/tuf/canonical-json.json");
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 12);
+        for v in vectors {
+            let input: Value = serde_json::from_str(v["input_json"].as_str().unwrap()).unwrap();
+            let got = encode(&input).unwrap();
+            let name = v["name"].as_str().unwrap();
+            assert_eq!(
+                String::from_utf8(got.clone()).unwrap(),
+                v["canonical_utf8"].as_str().unwrap(),
+                "{name}"
+            );
+            let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, v["canonical_hex"].as_str().unwrap(), "{name}");
+            let digest: String = Sha256::digest(&got)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(digest, v["sha256"].as_str().unwrap(), "{name}");
+        }
+    }
+
+    #[test]
+    fn floats_are_rejected_like_securesystemslib() {
+        let doc = testdata::json("vectors/tuf/canonical-json.json");
+        let names: Vec<&str> = doc["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        // "bytes" has no JSON form; the float cases are the ones JSON can carry.
+        assert!(names.contains(&"float") && names.contains(&"float in list"));
+        for input in [r#"{"x": 1.0}"#, "[0.5]"] {
+            let value: Value = serde_json::from_str(input).unwrap();
+            assert!(
+                matches!(encode(&value), Err(Error::CanonicalJson(_))),
+                "{input}"
+            );
+        }
+    }
+}
