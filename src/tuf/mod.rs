@@ -9,7 +9,9 @@
 
 pub mod canonical;
 pub mod error;
+pub mod hashbins;
 pub mod key;
+pub mod paths;
 pub mod types;
 
 pub use error::Error;
