@@ -188,16 +188,13 @@ fn chunk_ranges(chunks: &[Vec<char>], negated: bool) -> Vec<(char, char)> {
             chars = &chars[1..];
         }
         let is_last = n + 1 == chunks.len();
-        match chars.split_last() {
-            Some((&end, middle)) => {
-                ranges.extend(middle.iter().map(|&c| (c, c)));
-                if is_last {
-                    ranges.push((end, end));
-                } else {
-                    pending = Some(end);
-                }
+        if let Some((&end, middle)) = chars.split_last() {
+            ranges.extend(middle.iter().map(|&c| (c, c)));
+            if is_last {
+                ranges.push((end, end));
+            } else {
+                pending = Some(end);
             }
-            None => {}
         }
     }
     ranges
@@ -337,12 +334,19 @@ mod differential {
     /// tricky, with the verdict of Python 3.11's `fnmatch.fnmatchcase`.
     #[test]
     fn agrees_with_python_on_random_patterns() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fnmatch-python.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fnmatch-python.json"
+        );
         let cases: Vec<(String, String, bool)> =
             serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         assert_eq!(cases.len(), 4000);
         for (pattern, name, expected) in cases {
-            assert_eq!(fnmatch(&pattern, &name), expected, "{pattern:?} vs {name:?}");
+            assert_eq!(
+                fnmatch(&pattern, &name),
+                expected,
+                "{pattern:?} vs {name:?}"
+            );
         }
     }
 }
