@@ -8,6 +8,21 @@ pub enum Error {
     // --- json & metadata -------------------------------------------------
     /// A value that canonical JSON cannot represent (floats, for instance).
     CanonicalJson(String),
+    /// A value the on-disk metadata format cannot represent (floats).
+    FileFormat(String),
+    /// A timestamp string that is not exactly `YYYY-MM-DDTHH:MM:SSZ`.
+    TimeFormat { input: String, reason: String },
+    /// A date or time that does not exist, or lies outside years 1..=9999
+    /// (the range of Python's datetime).
+    TimeOutOfRange(String),
+    /// Bytes that are not JSON of the expected metadata shape.
+    MetadataJson { expected: String, reason: String },
+    /// A metadata file whose `signed._type` is not the one asked for.
+    MetadataType { expected: String, found: String },
+    /// Metadata that parses but breaks a rule python-tuf enforces.
+    InvalidMetadata { role_type: String, reason: String },
+    /// Two signatures by the same key id (python-tuf refuses such files).
+    DuplicateSignature { keyid: String },
 
     // --- keys & signing --------------------------------------------------
     /// A key dict that cannot be used (unknown type/scheme, bad public value).
@@ -23,6 +38,27 @@ impl fmt::Display for Error {
         match self {
             // --- json & metadata
             Error::CanonicalJson(what) => write!(f, "cannot encode as canonical JSON: {what}"),
+            Error::FileFormat(what) => write!(f, "cannot write metadata file JSON: {what}"),
+            Error::TimeFormat { input, reason } => write!(
+                f,
+                "invalid timestamp {input:?}: {reason} (expected YYYY-MM-DDTHH:MM:SSZ, UTC)"
+            ),
+            Error::TimeOutOfRange(what) => write!(f, "time out of range: {what}"),
+            Error::MetadataJson { expected, reason } => {
+                write!(f, "cannot parse {expected} metadata: {reason}")
+            }
+            Error::MetadataType { expected, found } => write!(
+                f,
+                "expected {expected} metadata, but signed._type is {found:?}"
+            ),
+            Error::InvalidMetadata { role_type, reason } => {
+                write!(f, "invalid {role_type} metadata: {reason}")
+            }
+            Error::DuplicateSignature { keyid } => write!(
+                f,
+                "metadata has more than one signature by key {keyid}; \
+                 each key may sign only once"
+            ),
 
             // --- keys & signing
             Error::Key { keyid, reason } => write!(f, "key {keyid}: {reason}"),

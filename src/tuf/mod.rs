@@ -8,14 +8,19 @@
 //! signatures over the canonical form and operators diff files on disk.
 
 pub mod canonical;
+pub mod datetime;
 pub mod error;
+pub mod fileformat;
 pub mod hashbins;
 pub mod key;
+pub mod metadata;
 pub mod paths;
 pub mod types;
 
+pub use datetime::UtcTime;
 pub use error::Error;
 pub use key::Key;
+pub use metadata::Metadata;
 pub use types::{KeyId, Version};
 
 /// Result type of the TUF core.
