@@ -1,0 +1,67 @@
+//! Helpers shared by the behaviour tests: where the shared vectors and the
+//! Python tools are, and unique names so tests can run in parallel.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.
+pub fn shared(rel: &str) -> PathBuf {
+    let base = std::env::var_os("RSTUF_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    base.join(rel)
+}
+
+/// The pinned Python of `make venv` (`$RSTUF_TEST_PYTHON` when set).
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("RSTUF_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make venv` (tests drive the real Python clients)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a Python script with the test venv and returns its output.
+pub fn run_python(script: &Path, args: &[&str]) -> Output {
+    Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+/// A name no other test (in this or another process) uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}_{n}_{nanos:x}", std::process::id())
+}
+
+/// A fresh temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
