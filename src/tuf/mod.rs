@@ -8,12 +8,16 @@
 //! signatures over the canonical form and operators diff files on disk.
 
 pub mod canonical;
+pub mod crypto;
 pub mod error;
 pub mod key;
+pub mod signer;
 pub mod types;
 
+pub use crypto::{PrivateKey, PublicKey};
 pub use error::Error;
 pub use key::Key;
+pub use signer::{load_online_signer, PemSigner, Signer};
 pub use types::{KeyId, Version};
 
 /// Result type of the TUF core.
