@@ -27,6 +27,23 @@ pub enum Error {
     // --- keys & signing --------------------------------------------------
     /// A key dict that cannot be used (unknown type/scheme, bad public value).
     Key { keyid: String, reason: String },
+    /// PEM text that is not a usable unencrypted private key.
+    PrivateKey(String),
+    /// The online key's file: unreadable, encrypted, malformed, or not the
+    /// key metadata lists for `keyid`.
+    KeyFile {
+        keyid: String,
+        path: String,
+        reason: String,
+    },
+    /// An online key URI (`x-rstuf-online-key-uri`) that cannot be used.
+    SignerUri {
+        keyid: String,
+        uri: String,
+        reason: String,
+    },
+    /// The crypto library failed to sign.
+    Sign { keyid: String, reason: String },
 
     // --- delegation & verification ---------------------------------------
     /// A number of hash bins that RSTUF does not support.
@@ -62,6 +79,16 @@ impl fmt::Display for Error {
 
             // --- keys & signing
             Error::Key { keyid, reason } => write!(f, "key {keyid}: {reason}"),
+            Error::PrivateKey(reason) => write!(f, "private key: {reason}"),
+            Error::KeyFile {
+                keyid,
+                path,
+                reason,
+            } => write!(f, "online key {keyid}: key file {path}: {reason}"),
+            Error::SignerUri { keyid, uri, reason } => {
+                write!(f, "online key {keyid}: signer URI '{uri}': {reason}")
+            }
+            Error::Sign { keyid, reason } => write!(f, "signing with key {keyid}: {reason}"),
 
             // --- delegation & verification
             Error::BinCount(n) => write!(

@@ -8,6 +8,7 @@
 //! signatures over the canonical form and operators diff files on disk.
 
 pub mod canonical;
+pub mod crypto;
 pub mod datetime;
 pub mod error;
 pub mod fileformat;
@@ -15,12 +16,15 @@ pub mod hashbins;
 pub mod key;
 pub mod metadata;
 pub mod paths;
+pub mod signer;
 pub mod types;
 
+pub use crypto::{PrivateKey, PublicKey};
 pub use datetime::UtcTime;
 pub use error::Error;
 pub use key::Key;
 pub use metadata::Metadata;
+pub use signer::{load_online_signer, PemSigner, Signer};
 pub use types::{KeyId, Version};
 
 /// Result type of the TUF core.
