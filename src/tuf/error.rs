@@ -48,6 +48,14 @@ pub enum Error {
     // --- delegation & verification ---------------------------------------
     /// A number of hash bins that RSTUF does not support.
     BinCount(u64),
+    /// Fewer valid signatures than the role's threshold.
+    Unsigned {
+        role: String,
+        signed: usize,
+        threshold: u32,
+    },
+    /// A delegator that does not delegate the named role.
+    UnknownRole { delegator: String, role: String },
 }
 
 impl fmt::Display for Error {
@@ -95,6 +103,16 @@ impl fmt::Display for Error {
                 f,
                 "number of hash bins must be a power of two from 2 to 16384, got {n}"
             ),
+            Error::Unsigned {
+                role,
+                signed,
+                threshold,
+            } => {
+                write!(f, "{role} was signed by {signed}/{threshold} keys")
+            }
+            Error::UnknownRole { delegator, role } => {
+                write!(f, "{delegator} delegates no role named {role}")
+            }
         }
     }
 }

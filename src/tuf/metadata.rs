@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::datetime::UtcTime;
+use super::signer::Signer;
 use super::{canonical, fileformat, Error, Key, KeyId, Result, Version};
 
 /// The TUF specification version python-tuf 7 writes.
@@ -221,6 +222,16 @@ impl<T: Signed> Metadata<T> {
             Some(existing) => *existing = Signature::new(keyid, sig),
             None => self.signatures.push(Signature::new(keyid, sig)),
         }
+    }
+
+    /// Signs with `signer`, replacing every other signature, as python-tuf's
+    /// `Metadata.sign(signer)` does: online roles carry exactly one.
+    pub fn sign(&mut self, signer: &dyn Signer) -> Result<()> {
+        let sig = signer.sign_hex(&self.signed_bytes()?)?;
+        self.signatures.clear();
+        self.signatures
+            .push(Signature::new(signer.keyid().clone(), sig));
+        Ok(())
     }
 
     fn check(&self) -> Result<()> {

@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod paths;
 pub mod signer;
 pub mod types;
+pub mod verify;
 
 pub use crypto::{PrivateKey, PublicKey};
 pub use datetime::UtcTime;
