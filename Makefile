@@ -40,7 +40,7 @@ test: venv lint
 
 ## bench-core: serialize + sign 16384 bin roles per key type (not part of test)
 bench-core:
-	$(CARGO) run --release --example bench_core
+	$(CARGO) run --release --quiet --example bench_core
 
 clean:
 	$(CARGO) clean
