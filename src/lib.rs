@@ -1,3 +1,4 @@
 //! rstuf-worker: a Rust worker for Repository Service for TUF.
 pub mod config;
+pub mod db;
 pub mod tuf;
