@@ -1,3 +1,5 @@
 //! rstuf-worker: a Rust worker for Repository Service for TUF.
+pub mod backend;
+pub mod celery;
 pub mod config;
 pub mod tuf;
