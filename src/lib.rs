@@ -1,4 +1,6 @@
 //! rstuf-worker: a Rust worker for Repository Service for TUF.
+pub mod backend;
+pub mod celery;
 pub mod config;
 pub mod db;
 pub mod tuf;
