@@ -1,0 +1,64 @@
+//! The transport-neutral message the pool hands to its handler, and what the
+//! handler answers.
+use serde_json::{Map, Value};
+
+use super::fields::table_to_json;
+use super::QueueName;
+
+/// What a task protocol reads from a message, whichever transport carried it.
+/// Field for field the pieces of `crate::celery::RawMessage`; `Publisher`
+/// sends one too.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageParts {
+    pub headers: Map<String, Value>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub correlation_id: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// One message taken from a queue, not yet acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub queue: QueueName,
+    /// Channel-scoped; only useful in logs.
+    pub delivery_tag: u64,
+    /// RabbitMQ delivered it before and it was not acknowledged (crash,
+    /// lost connection or `Requeue`).
+    pub redelivered: bool,
+    pub message: MessageParts,
+}
+
+/// The handler's verdict, carried out after it returns (Celery's acks_late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done (successfully or not): remove it from the queue.
+    Ack,
+    /// Cannot ever be handled: drop it (`basic.reject`, requeue=false).
+    Reject,
+    /// Try again later: put it back at the head of its queue.
+    Requeue,
+}
+
+impl Delivery {
+    /// Moves the body out of amiquip's delivery, which stays usable for the ack.
+    pub(crate) fn take_from(queue: &QueueName, raw: &mut amiquip::Delivery) -> Delivery {
+        let props = &raw.properties;
+        Delivery {
+            queue: queue.clone(),
+            delivery_tag: raw.delivery_tag(),
+            redelivered: raw.redelivered,
+            message: MessageParts {
+                headers: props
+                    .headers()
+                    .as_ref()
+                    .map(table_to_json)
+                    .unwrap_or_default(),
+                content_type: props.content_type().clone(),
+                content_encoding: props.content_encoding().clone(),
+                correlation_id: props.correlation_id().clone(),
+                body: std::mem::take(&mut raw.body),
+            },
+        }
+    }
+}

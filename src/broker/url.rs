@@ -1,0 +1,444 @@
+//! Broker URLs as upstream's `RSTUF_BROKER_SERVER` holds them, read the way
+//! kombu reads them, so a deployment keeps its value when it swaps workers.
+use std::fmt;
+use std::time::Duration;
+
+use super::Error;
+
+/// Which transport a broker URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerUrl {
+    Amqp(AmqpUrl),
+    /// Kept verbatim for the Redis transport, which this worker does not speak yet.
+    Redis(String),
+}
+
+impl BrokerUrl {
+    /// The AMQP URL, or an error an operator can act on for any other transport.
+    pub fn into_amqp(self) -> Result<AmqpUrl, Error> {
+        match self {
+            BrokerUrl::Amqp(url) => Ok(url),
+            BrokerUrl::Redis(raw) => Err(Error::UnsupportedBroker {
+                url: redact_raw(&raw),
+                reason: "the Redis broker transport is not supported yet; point \
+                         RSTUF_BROKER_SERVER at RabbitMQ (amqp://user:password@host:5672//)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// An `amqp://` broker: credentials, address and vhost, all decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrl {
+    user: String,
+    password: String,
+    host: String,
+    port: u16,
+    vhost: String,
+    params: Vec<(String, String)>,
+}
+
+/// Query parameters amiquip understands; kombu's others would make it refuse to connect.
+const SUPPORTED_PARAMS: [&str; 3] = ["heartbeat", "connection_timeout", "channel_max"];
+const DEFAULT_PORT: u16 = 5672;
+
+/// Reads a broker URL. A value without a scheme (`guest:guest@rabbitmq:5672`)
+/// means `amqp://`; `pyamqp://` is kombu's alias for it.
+pub fn parse_broker_url(raw: &str) -> Result<BrokerUrl, Error> {
+    let raw = raw.trim();
+    let (scheme, rest) = raw.split_once("://").unwrap_or(("amqp", raw));
+    match scheme.to_ascii_lowercase().as_str() {
+        "amqp" | "pyamqp" => parse_amqp(raw, rest).map(BrokerUrl::Amqp),
+        "redis" | "rediss" => Ok(BrokerUrl::Redis(raw.to_owned())),
+        "amqps" => Err(unsupported(
+            raw,
+            "TLS (amqps://) is not supported; use amqp://",
+        )),
+        other => Err(unsupported(
+            raw,
+            &format!("unknown scheme {other:?}; use amqp:// (RabbitMQ)"),
+        )),
+    }
+}
+
+fn unsupported(raw: &str, reason: &str) -> Error {
+    Error::UnsupportedBroker {
+        url: redact_raw(raw),
+        reason: reason.to_owned(),
+    }
+}
+
+fn invalid(raw: &str, reason: String) -> Error {
+    Error::InvalidUrl {
+        url: redact_raw(raw),
+        reason,
+    }
+}
+
+/// `rest` is everything after `scheme://`.
+fn parse_amqp(raw: &str, rest: &str) -> Result<AmqpUrl, Error> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
+        Some((user, password)) => (
+            decode_or_default(raw, user, "user")?,
+            decode_or_default(raw, password, "password")?,
+        ),
+        None => ("guest".to_owned(), "guest".to_owned()),
+    };
+    let (host, port) = split_host_port(hostport).map_err(|reason| invalid(raw, reason))?;
+    let vhost = percent_decode(path).map_err(|reason| invalid(raw, format!("vhost {reason}")))?;
+    Ok(AmqpUrl {
+        user,
+        password,
+        host,
+        port,
+        // kombu: no path, `/` and `//` all mean the default vhost.
+        vhost: if vhost.is_empty() { "/".into() } else { vhost },
+        params: parse_params(query).map_err(|reason| invalid(raw, reason))?,
+    })
+}
+
+/// kombu and amiquip both log in as guest/guest when the URL names nobody.
+fn decode_or_default(raw: &str, part: &str, what: &str) -> Result<String, Error> {
+    match percent_decode(part).map_err(|reason| invalid(raw, format!("{what} {reason}")))? {
+        empty if empty.is_empty() => Ok("guest".into()),
+        decoded => Ok(decoded),
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("IPv6 host {hostport:?} lacks its closing ']'"))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a number from 1 to 65535"))?,
+    };
+    let host = if host.is_empty() { "localhost" } else { host };
+    Ok((host.to_owned(), port))
+}
+
+fn parse_params(query: &str) -> Result<Vec<(String, String)>, String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if !SUPPORTED_PARAMS.contains(&key) {
+                return Err(format!(
+                    "query parameter {key:?} is not supported (only {})",
+                    SUPPORTED_PARAMS.join(", ")
+                ));
+            }
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("query parameter {key}={value:?} is not a whole number"))?;
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+impl AmqpUrl {
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+
+    /// The URL in amiquip's dialect: every part re-encoded (so vhost `/`
+    /// becomes `%2F`), and a connect timeout unless the operator set one,
+    /// because amiquip otherwise waits forever on an unanswering host.
+    pub(crate) fn amiquip_url(&self, connect_timeout: Duration) -> String {
+        let mut params = self.params.clone();
+        if !params.iter().any(|(k, _)| k == "connection_timeout") {
+            params.push((
+                "connection_timeout".into(),
+                connect_timeout.as_millis().to_string(),
+            ));
+        }
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "amqp://{}:{}@{}?{}",
+            percent_encode(&self.user),
+            percent_encode(&self.password),
+            self.address_and_vhost(),
+            query.join("&")
+        )
+    }
+
+    /// `text` with this URL's password hidden wherever the URL appears in it.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let user = percent_encode(&self.user);
+        text.replace(
+            &format!("{user}:{}@", percent_encode(&self.password)),
+            &format!("{user}:***@"),
+        )
+    }
+
+    fn address_and_vhost(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{host}:{}/{}", self.port, percent_encode(&self.vhost))
+    }
+}
+
+/// Safe to log: the password never appears.
+impl fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "amqp://{}:***@{}",
+            percent_encode(&self.user),
+            self.address_and_vhost()
+        )
+    }
+}
+
+impl fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrl({self})")
+    }
+}
+
+/// Hides the password of a URL we could not parse, for error messages.
+fn redact_raw(raw: &str) -> String {
+    let (prefix, rest) = match raw.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), raw),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let after_at = &rest[userinfo.len()..];
+            format!("{prefix}{user}:***{after_at}")
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            // Like Python's unquote: a stray `%` stays as it is.
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once %-decoded"))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amqp(raw: &str) -> AmqpUrl {
+        parse_broker_url(raw).unwrap().into_amqp().unwrap()
+    }
+
+    fn parts(url: &AmqpUrl) -> (&str, &str, &str, u16, &str) {
+        (&url.user, &url.password, &url.host, url.port, &url.vhost)
+    }
+
+    #[test]
+    fn vhosts_follow_kombu() {
+        // Same inputs and results as kombu 5.6.2's Connection(url).virtual_host.
+        for (raw, vhost) in [
+            ("amqp://h/", "/"),
+            ("amqp://h//", "/"),
+            ("amqp://h", "/"),
+            ("amqp://h/foo", "foo"),
+            ("amqp://h/%2Ffoo", "/foo"),
+            ("amqp://h/a/b", "a/b"),
+        ] {
+            assert_eq!(amqp(raw).vhost(), vhost, "{raw}");
+        }
+    }
+
+    #[test]
+    fn credentials_host_and_port() {
+        assert_eq!(
+            parts(&amqp("amqp://u:p%40x@h:1234/v%2F1")),
+            ("u", "p@x", "h", 1234, "v/1")
+        );
+        assert_eq!(
+            parts(&amqp("amqp://guest:guest@127.0.0.1:5672//")),
+            ("guest", "guest", "127.0.0.1", 5672, "/")
+        );
+        assert_eq!(
+            parts(&amqp("amqp://[::1]:5673/")),
+            ("guest", "guest", "::1", 5673, "/")
+        );
+        assert_eq!(
+            parts(&amqp("amqp://")),
+            ("guest", "guest", "localhost", 5672, "/")
+        );
+        assert_eq!(
+            parts(&amqp("PyAMQP://me@rabbit")),
+            ("me", "guest", "rabbit", 5672, "/")
+        );
+    }
+
+    #[test]
+    fn value_without_scheme_means_amqp() {
+        assert_eq!(
+            parts(&amqp("guest:guest@rabbitmq:5672")),
+            ("guest", "guest", "rabbitmq", 5672, "/")
+        );
+    }
+
+    #[test]
+    fn amiquip_url_reencodes_and_adds_timeout() {
+        let url = amqp("amqp://u%3A1:p%2Fw@h:1234//");
+        assert_eq!(
+            url.amiquip_url(Duration::from_secs(10)),
+            "amqp://u%3A1:p%2Fw@h:1234/%2F?connection_timeout=10000"
+        );
+        let url = amqp("amqp://h/v?heartbeat=0&connection_timeout=5");
+        assert_eq!(
+            url.amiquip_url(Duration::from_secs(10)),
+            "amqp://guest:guest@h:5672/v?heartbeat=0&connection_timeout=5"
+        );
+        let url = amqp("amqp://[::1]");
+        assert_eq!(
+            url.amiquip_url(Duration::from_millis(1500)),
+            "amqp://guest:guest@[::1]:5672/%2F?connection_timeout=1500"
+        );
+    }
+
+    #[test]
+    fn display_hides_password() {
+        let url = amqp("amqp://admin:s3cret@rabbit:5672/prod");
+        assert_eq!(url.to_string(), "amqp://admin:***@rabbit:5672/prod");
+        assert_eq!(
+            format!("{url:?}"),
+            "AmqpUrl(amqp://admin:***@rabbit:5672/prod)"
+        );
+    }
+
+    #[test]
+    fn redact_hides_the_password_in_amiquips_messages() {
+        let url = amqp("amqp://admin:s%40cret@rabbit:5672/prod");
+        let amiquip = format!(
+            "failed to connect to {}: Connection refused",
+            url.amiquip_url(Duration::from_secs(1))
+        );
+        assert_eq!(
+            url.redact(&amiquip),
+            "failed to connect to amqp://admin:***@rabbit:5672/prod?connection_timeout=1000: \
+             Connection refused"
+        );
+    }
+
+    #[test]
+    fn redis_is_recognised_but_not_supported() {
+        let url = parse_broker_url("redis://:pw@redis:6379/0").unwrap();
+        assert_eq!(url, BrokerUrl::Redis("redis://:pw@redis:6379/0".into()));
+        let msg = url.into_amqp().unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "broker URL \"redis://:***@redis:6379/0\" is not supported: the Redis broker \
+             transport is not supported yet; point RSTUF_BROKER_SERVER at RabbitMQ \
+             (amqp://user:password@host:5672//)"
+        );
+    }
+
+    #[test]
+    fn rejects_what_amiquip_cannot_use() {
+        let err = |raw: &str| parse_broker_url(raw).unwrap_err().to_string();
+        assert_eq!(
+            err("amqps://u:pw@h"),
+            "broker URL \"amqps://u:***@h\" is not supported: TLS (amqps://) is not supported; use amqp://"
+        );
+        assert_eq!(
+            err("kafka://h"),
+            "broker URL \"kafka://h\" is not supported: unknown scheme \"kafka\"; use amqp:// (RabbitMQ)"
+        );
+        assert_eq!(
+            err("amqp://u:pw@h:99999//"),
+            "broker URL \"amqp://u:***@h:99999//\" is invalid: port \"99999\" is not a number \
+             from 1 to 65535; expected amqp://user:password@host:port/vhost"
+        );
+        assert_eq!(
+            err("amqp://h/?ssl=1"),
+            "broker URL \"amqp://h/?ssl=1\" is invalid: query parameter \"ssl\" is not supported \
+             (only heartbeat, connection_timeout, channel_max); expected \
+             amqp://user:password@host:port/vhost"
+        );
+        assert_eq!(
+            err("amqp://h/?heartbeat=x"),
+            "broker URL \"amqp://h/?heartbeat=x\" is invalid: query parameter heartbeat=\"x\" is \
+             not a whole number; expected amqp://user:password@host:port/vhost"
+        );
+        assert_eq!(
+            err("amqp://h/%ff"),
+            "broker URL \"amqp://h/%ff\" is invalid: vhost \"%ff\" is not UTF-8 once %-decoded; \
+             expected amqp://user:password@host:port/vhost"
+        );
+    }
+
+    #[test]
+    fn stray_percent_is_kept() {
+        assert_eq!(amqp("amqp://u:50%@h/").password, "50%");
+    }
+}
