@@ -4,4 +4,5 @@ pub mod broker;
 pub mod celery;
 pub mod config;
 pub mod db;
+pub mod storage;
 pub mod tuf;

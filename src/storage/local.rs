@@ -1,0 +1,175 @@
+//! LocalStorage: metadata files in one directory, usually served as is by a
+//! web server, with other workers (possibly on other hosts, over a shared
+//! file system) writing into it too.
+//!
+//! A write goes to a hidden temporary file beside the target, is fsynced,
+//! renamed over the target and the directory is fsynced, so a reader sees
+//! the old file or the new one, never a truncated one.
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::latest::LatestCache;
+use super::{check_versions, stored_versions, Error, MetadataFile, Result, RoleName, Storage};
+use crate::tuf::Version;
+
+/// Settings of [`LocalStorage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// The metadata directory, created at start when missing.
+    pub path: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct LocalStorage {
+    dir: PathBuf,
+    latest: LatestCache,
+}
+
+impl LocalStorage {
+    /// Create the directory if needed and learn the latest version of every
+    /// role from one listing; later lookups only probe single files.
+    pub fn open(config: &LocalConfig) -> Result<LocalStorage> {
+        let dir = config.path.clone();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the storage directory", e))?;
+        let latest = scan(&dir)?;
+        Ok(LocalStorage { dir, latest })
+    }
+
+    fn file_path(&self, file: &MetadataFile) -> PathBuf {
+        self.dir.join(file.name())
+    }
+}
+
+/// The newest version of each role present in `dir`. The listing also covers
+/// gaps a probe could not see across (versions pruned by an operator).
+fn scan(dir: &Path) -> Result<LatestCache> {
+    let listing_error = |e| Error::io(dir, "list the storage directory", e);
+    let cache = LatestCache::default();
+    for entry in fs::read_dir(dir).map_err(listing_error)? {
+        let name = entry.map_err(listing_error)?.file_name();
+        if let Some(MetadataFile::Versioned { role, version }) =
+            name.to_str().and_then(MetadataFile::parse)
+        {
+            cache.record(&role, version);
+        }
+    }
+    Ok(cache)
+}
+
+/// Distinguishes temporary files of concurrent writers in this process; the
+/// pid distinguishes processes.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A file's new content, written and fsynced under a temporary name in the
+/// target's directory (rename is only atomic within one file system). It is
+/// removed on drop unless it was moved into place.
+struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    placed: bool,
+}
+
+impl Staged {
+    fn write(dir: &Path, file: &MetadataFile, bytes: &[u8]) -> Result<Staged> {
+        let name = file.name();
+        let target = dir.join(&name);
+        let temp = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let failed = |e| Error::io(&target, "write a temporary copy", e);
+        // create_new: never truncate a file some other writer owns.
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(failed)?;
+        let staged = Staged {
+            temp,
+            target: target.clone(),
+            placed: false,
+        };
+        out.write_all(bytes)
+            .and_then(|()| out.sync_all())
+            .map_err(failed)?;
+        Ok(staged)
+    }
+
+    fn place(mut self) -> Result<()> {
+        fs::rename(&self.temp, &self.target)
+            .map_err(|e| Error::io(&self.target, "move the new copy into place", e))?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.placed {
+            return;
+        }
+        // A leftover hidden temp file is harmless (no reader looks for it),
+        // so a failed clean-up is reported but does not fail the write.
+        if let Err(e) = fs::remove_file(&self.temp) {
+            log::warn!("cannot remove temporary file {}: {e}", self.temp.display());
+        }
+    }
+}
+
+/// Makes the renames durable: without it a crash can bring back old files.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, "flush the directory to disk", e))
+}
+
+fn read_error(path: PathBuf, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::NotFound {
+            location: path.display().to_string(),
+        }
+    } else {
+        Error::io(path, "read", e)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn read(&self, file: &MetadataFile) -> Result<Vec<u8>> {
+        let path = self.file_path(file);
+        fs::read(&path).map_err(|e| read_error(path, e))
+    }
+
+    fn latest_version(&self, role: &RoleName) -> Result<Option<Version>> {
+        self.latest.latest(role, |version| {
+            let path = self.file_path(&MetadataFile::Versioned {
+                role: role.clone(),
+                version,
+            });
+            path.try_exists()
+                .map_err(|e| Error::io(path, "check whether it exists", e))
+        })
+    }
+
+    /// All contents are written and fsynced first, then renamed in order, then
+    /// the directory is fsynced once for the whole batch.
+    fn put_all(&self, files: &[(MetadataFile, &[u8])]) -> Result<()> {
+        check_versions(files)?;
+        let staged = files
+            .iter()
+            .map(|(file, bytes)| Staged::write(&self.dir, file, bytes))
+            .collect::<Result<Vec<_>>>()?;
+        for file in staged {
+            file.place()?;
+        }
+        for (role, version) in stored_versions(files) {
+            self.latest.record(role, version);
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests;

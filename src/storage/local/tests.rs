@@ -1,0 +1,402 @@
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::tuf::testdata;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "rstuf-storage-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn storage(&self) -> LocalStorage {
+        LocalStorage::open(&LocalConfig {
+            path: self.0.clone(),
+        })
+        .unwrap()
+    }
+
+    fn names(&self) -> BTreeSet<String> {
+        fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn role(name: &str) -> RoleName {
+    RoleName::new(name).unwrap()
+}
+
+fn file(name: &str, version: u64) -> MetadataFile {
+    MetadataFile::Versioned {
+        role: role(name),
+        version: Version(version),
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
+    let dir = TempDir::new("roundtrip");
+    let storage = dir.storage();
+    storage.put(&file("root", 1), b"root one").unwrap();
+    storage.put(&file("2024-x", 1), b"digit leading").unwrap();
+    storage.put(&MetadataFile::Timestamp, b"ts one").unwrap();
+    storage.put(&MetadataFile::Timestamp, b"ts two").unwrap();
+
+    assert_eq!(
+        dir.names(),
+        set(&["1.root.json", "1.2024-x.json", "timestamp.json"])
+    );
+    assert_eq!(storage.get(&role("root"), Version(1)).unwrap(), b"root one");
+    assert_eq!(
+        storage.get_latest(&role("2024-x")).unwrap(),
+        Some((Version(1), b"digit leading".to_vec()))
+    );
+    assert_eq!(storage.get_timestamp().unwrap(), b"ts two");
+}
+
+#[test]
+fn missing_files_are_not_found_and_name_the_path() {
+    let dir = TempDir::new("missing");
+    let storage = dir.storage();
+    let err = storage.get(&role("root"), Version(3)).unwrap_err();
+    assert!(err.is_not_found());
+    assert_eq!(
+        err.to_string(),
+        format!("{}/3.root.json does not exist", dir.path().display())
+    );
+    assert!(storage.get_timestamp().unwrap_err().is_not_found());
+}
+
+#[test]
+fn a_role_without_files_has_no_latest_version() {
+    let dir = TempDir::new("none");
+    let storage = dir.storage();
+    assert_eq!(storage.latest_version(&role("targets")).unwrap(), None);
+    assert_eq!(storage.get_latest(&role("targets")).unwrap(), None);
+}
+
+#[test]
+fn latest_is_seeded_from_the_vector_repository() {
+    let dir = TempDir::new("vectors");
+    let src = testdata::shared("vectors/tuf/repo-bins/2-after-add-artifacts");
+    for entry in fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let storage = dir.storage();
+    for (name, version) in [
+        ("root", 1),
+        ("targets", 1),
+        ("snapshot", 2),
+        ("bins-0", 1),
+        ("bins-f", 2),
+    ] {
+        assert_eq!(
+            storage.latest_version(&role(name)).unwrap(),
+            Some(Version(version)),
+            "{name}"
+        );
+    }
+    let (version, bytes) = storage.get_latest(&role("snapshot")).unwrap().unwrap();
+    assert_eq!(version, Version(2));
+    assert_eq!(
+        bytes,
+        testdata::bytes("vectors/tuf/repo-bins/2-after-add-artifacts/2.snapshot.json")
+    );
+    assert_eq!(
+        storage.get_timestamp().unwrap(),
+        testdata::bytes("vectors/tuf/repo-bins/2-after-add-artifacts/timestamp.json")
+    );
+}
+
+#[test]
+fn the_start_listing_sees_across_gaps() {
+    // A probe from nothing would stop at 1; only the listing knows about 5.
+    let dir = TempDir::new("gap");
+    fs::write(dir.path().join("1.targets.json"), "1").unwrap();
+    fs::write(dir.path().join("5.targets.json"), "5").unwrap();
+    let storage = dir.storage();
+    assert_eq!(
+        storage.get_latest(&role("targets")).unwrap(),
+        Some((Version(5), b"5".to_vec()))
+    );
+}
+
+#[test]
+fn latest_sees_files_written_behind_the_cache() {
+    let dir = TempDir::new("behind");
+    let storage = dir.storage();
+    storage.put(&file("snapshot", 1), b"1").unwrap();
+    assert_eq!(
+        storage.latest_version(&role("snapshot")).unwrap(),
+        Some(Version(1))
+    );
+
+    // Another process writes 2..=9 directly.
+    for v in 2..=9 {
+        fs::write(dir.path().join(format!("{v}.snapshot.json")), v.to_string()).unwrap();
+    }
+    assert_eq!(
+        storage.get_latest(&role("snapshot")).unwrap(),
+        Some((Version(9), b"9".to_vec()))
+    );
+
+    // Another worker with its own cache writes 10; a role first created by
+    // someone else after our start is found too.
+    let other = dir.storage();
+    other.put(&file("snapshot", 10), b"10").unwrap();
+    other.put(&file("dev", 1), b"dev").unwrap();
+    assert_eq!(
+        storage.latest_version(&role("snapshot")).unwrap(),
+        Some(Version(10))
+    );
+    assert_eq!(
+        storage.latest_version(&role("dev")).unwrap(),
+        Some(Version(1))
+    );
+}
+
+#[test]
+fn batch_is_written_in_full_and_updates_latest() {
+    let dir = TempDir::new("batch");
+    let storage = dir.storage();
+    let batch: Vec<(MetadataFile, &[u8])> = vec![
+        (file("bins-0", 1), b"b0"),
+        (file("bins-1", 1), b"b1"),
+        (file("targets", 1), b"t"),
+        (file("snapshot", 1), b"s"),
+        (MetadataFile::Timestamp, b"ts"),
+    ];
+    storage.put_all(&batch).unwrap();
+    assert_eq!(
+        dir.names(),
+        set(&[
+            "1.bins-0.json",
+            "1.bins-1.json",
+            "1.targets.json",
+            "1.snapshot.json",
+            "timestamp.json"
+        ])
+    );
+    assert_eq!(
+        storage.get_latest(&role("bins-1")).unwrap(),
+        Some((Version(1), b"b1".to_vec()))
+    );
+}
+
+#[test]
+fn version_zero_is_refused_before_anything_is_written() {
+    let dir = TempDir::new("zero");
+    let storage = dir.storage();
+    let err = storage
+        .put_all(&[(file("root", 1), b"r"), (file("dev", 0), b"d")])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refusing to store version 0 of role 'dev': TUF versions start at 1"
+    );
+    assert_eq!(dir.names(), BTreeSet::new());
+}
+
+#[test]
+fn readers_see_the_old_or_the_new_file_never_a_partial_one() {
+    let dir = TempDir::new("atomic");
+    let storage = Arc::new(dir.storage());
+    let old = vec![b'o'; 256 * 1024];
+    let new = vec![b'n'; 256 * 1024];
+    storage.put(&MetadataFile::Timestamp, &old).unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (storage, done) = (Arc::clone(&storage), Arc::clone(&done));
+        let (old, new) = (old.clone(), new.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            while !done.load(Ordering::Relaxed) {
+                let seen = storage.get_timestamp().unwrap();
+                assert!(
+                    seen == old || seen == new,
+                    "partial read of {} bytes",
+                    seen.len()
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for round in 0..60 {
+        let bytes = if round % 2 == 0 { &new } else { &old };
+        storage.put(&MetadataFile::Timestamp, bytes).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    assert_eq!(dir.names(), set(&["timestamp.json"]));
+}
+
+#[test]
+fn a_failing_batch_cleans_up_its_temporary_files() {
+    let dir = TempDir::new("midbatch");
+    let storage = dir.storage();
+    // A directory where the second file should go: its rename fails.
+    fs::create_dir(dir.path().join("1.targets.json")).unwrap();
+    let err = storage
+        .put_all(&[
+            (file("bins-0", 1), b"b0"),
+            (file("targets", 1), b"t"),
+            (file("snapshot", 1), b"s"),
+        ])
+        .unwrap_err();
+    let target = dir.path().join("1.targets.json");
+    match &err {
+        Error::Io { path, action, .. } => {
+            assert_eq!((path, *action), (&target, "move the new copy into place"))
+        }
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with(&format!(
+        "{}: cannot move the new copy into place: ",
+        target.display()
+    )));
+    // Files before the failure are in place, the rest was never renamed.
+    assert_eq!(dir.names(), set(&["1.bins-0.json", "1.targets.json"]));
+}
+
+#[test]
+fn unreadable_entries_name_the_path_and_the_cause() {
+    let dir = TempDir::new("corrupt");
+    fs::create_dir(dir.path().join("3.root.json")).unwrap();
+    let storage = dir.storage();
+    let err = storage.get(&role("root"), Version(3)).unwrap_err();
+    assert!(!err.is_not_found());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}/3.root.json: cannot read: Is a directory (os error 21)",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn a_storage_path_that_is_a_file_fails_at_start() {
+    let dir = TempDir::new("notadir");
+    let path = dir.path().join("metadata");
+    fs::write(&path, "not a directory").unwrap();
+    let err = LocalStorage::open(&LocalConfig { path: path.clone() }).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: cannot create the storage directory: File exists (os error 17)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_vanished_directory_fails_the_write_with_its_path() {
+    let dir = TempDir::new("vanished");
+    let storage = dir.storage();
+    fs::remove_dir_all(dir.path()).unwrap();
+    let err = storage.put(&file("root", 2), b"r").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}/2.root.json: cannot write a temporary copy: No such file or directory (os error 2)",
+            dir.path().display()
+        )
+    );
+}
+
+/// Makes a directory refuse new entries for the test's user. Modes do not
+/// stop root, so when they are not enough the immutable attribute is set.
+struct ReadOnlyDir {
+    path: PathBuf,
+    immutable: bool,
+}
+
+impl ReadOnlyDir {
+    fn new(path: &Path) -> ReadOnlyDir {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
+        let probe = path.join("probe");
+        let immutable = fs::write(&probe, "").is_ok();
+        if immutable {
+            fs::remove_file(&probe).unwrap();
+            let status = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+            assert!(status.success(), "chattr +i {} failed", path.display());
+        }
+        ReadOnlyDir {
+            path: path.to_owned(),
+            immutable,
+        }
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        if self.immutable {
+            let _ = Command::new("chattr").arg("-i").arg(&self.path).status();
+        }
+        let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755));
+    }
+}
+
+#[test]
+fn permission_denied_names_the_path_and_says_what_to_check() {
+    let dir = TempDir::new("denied");
+    let storage = dir.storage();
+    let locked = ReadOnlyDir::new(dir.path());
+    let err = storage.put(&file("root", 1), b"r").unwrap_err();
+    drop(locked);
+    let target = dir.path().join("1.root.json");
+    match &err {
+        Error::Io { path, source, .. } => {
+            assert_eq!(path, &target);
+            assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
+        }
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{}: cannot write a temporary copy: ",
+            target.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(" (check that the worker's user may read and write the storage directory)"),
+        "{text}"
+    );
+    assert_eq!(dir.names(), BTreeSet::new());
+}
