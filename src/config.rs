@@ -8,6 +8,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::{self, BrokerUrl};
+use crate::{db, storage};
+
 /// Where secret values may be stored as files (Docker/Kubernetes secrets).
 const SECRETS_DIR: &str = "/run/secrets/";
 pub const DEFAULT_QUEUES: [&str; 2] = ["metadata_repository", "rstuf_internals"];
@@ -16,7 +19,7 @@ pub const DEFAULT_QUEUES: [&str; 2] = ["metadata_repository", "rstuf_internals"]
 pub struct Config {
     pub broker: BrokerUrl,
     pub redis: RedisConfig,
-    pub db: DbConfig,
+    pub db: db::Config,
     pub storage: StorageConfig,
     /// `RSTUF_LOCK_TIMEOUT`: how long one holder may keep `LOCK_TARGETS`.
     pub lock_timeout: Duration,
@@ -70,13 +73,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// `RSTUF_BROKER_SERVER`, with `amqp://` added when no scheme is given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerUrl {
-    Amqp(Secret),
-    Redis(Secret),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     pub tls: bool,
@@ -107,28 +103,10 @@ impl RedisConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbConfig {
-    /// `RSTUF_DB_SERVER` (or the older `RSTUF_SQL_SERVER`), scheme optional.
-    pub server: String,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StorageConfig {
-    Local { path: PathBuf },
-    S3(S3Config),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Config {
-    pub bucket: String,
-    pub access_key: Secret,
-    pub secret_key: Secret,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub acl: String,
+    Local(storage::LocalConfig),
+    S3(storage::S3Config),
 }
 
 /// Command-line overrides (`--threads`, `--queues`).
@@ -237,24 +215,7 @@ fn seconds(env: &Env, name: &str, default: f64) -> Result<Duration, ConfigError>
 
 fn broker_url(env: &Env) -> Result<BrokerUrl, ConfigError> {
     const NAME: &str = "RSTUF_BROKER_SERVER";
-    let raw = env.required(NAME)?;
-    let raw = raw.trim().to_owned();
-    match raw.split_once("://") {
-        None => Ok(BrokerUrl::Amqp(Secret(format!("amqp://{raw}")))),
-        Some(("amqp" | "amqps" | "pyamqp", rest)) => {
-            let scheme = if raw.starts_with("amqps") {
-                "amqps"
-            } else {
-                "amqp"
-            };
-            Ok(BrokerUrl::Amqp(Secret(format!("{scheme}://{rest}"))))
-        }
-        Some(("redis" | "rediss", _)) => Ok(BrokerUrl::Redis(Secret(raw))),
-        Some((scheme, _)) => Err(problem(
-            NAME,
-            format!("unsupported scheme {scheme:?}; use amqp://, amqps:// or redis://"),
-        )),
-    }
+    broker::parse_broker_url(&env.required(NAME)?).map_err(|e| problem(NAME, e.to_string()))
 }
 
 fn redis_config(env: &Env) -> Result<RedisConfig, ConfigError> {
@@ -325,7 +286,7 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
     Ok((hostport[..colon].to_owned(), Some(port)))
 }
 
-fn db_config(env: &Env) -> Result<DbConfig, ConfigError> {
+fn db_config(env: &Env) -> Result<db::Config, ConfigError> {
     let server = env
         .first_of(&["RSTUF_DB_SERVER", "RSTUF_SQL_SERVER"])
         .ok_or_else(|| problem("RSTUF_DB_SERVER", "is required but not set"))?;
@@ -333,10 +294,15 @@ fn db_config(env: &Env) -> Result<DbConfig, ConfigError> {
         Some(p) => Some(env.secret("RSTUF_DB_PASSWORD", p)?),
         None => None,
     };
-    Ok(DbConfig {
-        server,
-        user: env.first_of(&["RSTUF_DB_USER", "RSTUF_SQL_USER"]),
-        password,
+    let user = env.first_of(&["RSTUF_DB_USER", "RSTUF_SQL_USER"]);
+    db::Config::from_settings(
+        &server,
+        user.as_deref(),
+        password.as_ref().map(Secret::expose),
+    )
+    .map_err(|e| match e {
+        db::Error::Config { setting, reason } => problem(setting, reason),
+        other => problem("RSTUF_DB_SERVER", other.to_string()),
     })
 }
 
@@ -355,23 +321,26 @@ fn storage_config(env: &Env) -> Result<StorageConfig, ConfigError> {
                         "is required for LocalStorage",
                     )
                 })?;
-            Ok(StorageConfig::Local {
+            Ok(StorageConfig::Local(storage::LocalConfig {
                 path: PathBuf::from(path),
-            })
+            }))
         }
         "AWSS3" => {
             let access = env.required("RSTUF_AWS_ACCESS_KEY_ID")?;
             let secret = env.required("RSTUF_AWS_SECRET_ACCESS_KEY")?;
-            Ok(StorageConfig::S3(S3Config {
-                bucket: env.required("RSTUF_AWS_STORAGE_BUCKET")?,
-                access_key: env.secret("RSTUF_AWS_ACCESS_KEY_ID", access)?,
-                secret_key: env.secret("RSTUF_AWS_SECRET_ACCESS_KEY", secret)?,
-                region: env.get("RSTUF_AWS_DEFAULT_REGION"),
-                endpoint: env.get("RSTUF_AWS_ENDPOINT_URL"),
-                acl: env
-                    .get("RSTUF_AWS_S3_OBJECT_ACL")
-                    .unwrap_or_else(|| "public-read".into()),
-            }))
+            let access = env.secret("RSTUF_AWS_ACCESS_KEY_ID", access)?;
+            let secret = env.secret("RSTUF_AWS_SECRET_ACCESS_KEY", secret)?;
+            let mut s3 = storage::S3Config::new(
+                &env.required("RSTUF_AWS_STORAGE_BUCKET")?,
+                access.expose(),
+                secret.expose(),
+            );
+            s3.region = env.get("RSTUF_AWS_DEFAULT_REGION");
+            s3.endpoint_url = env.get("RSTUF_AWS_ENDPOINT_URL");
+            if let Some(acl) = env.get("RSTUF_AWS_S3_OBJECT_ACL") {
+                s3.acl = Some(acl);
+            }
+            Ok(StorageConfig::S3(s3))
         }
         other => Err(problem(
             NAME,
@@ -397,7 +366,10 @@ mod tests {
     const BASE: [(&str, &str); 5] = [
         ("RSTUF_BROKER_SERVER", "guest:guest@rabbitmq:5672"),
         ("RSTUF_REDIS_SERVER", "redis://redis"),
-        ("RSTUF_DB_SERVER", "postgresql://postgres:5432"),
+        (
+            "RSTUF_DB_SERVER",
+            "postgresql://postgres:secret@postgres:5432",
+        ),
         ("RSTUF_STORAGE_BACKEND", "LocalStorage"),
         (
             "RSTUF_LOCAL_STORAGE_BACKEND_PATH",
@@ -415,10 +387,12 @@ mod tests {
     #[test]
     fn upstream_docker_settings_load_with_defaults() {
         let c = load(&BASE).unwrap();
-        assert_eq!(
-            c.broker,
-            BrokerUrl::Amqp(Secret("amqp://guest:guest@rabbitmq:5672".into()))
-        );
+        match &c.broker {
+            BrokerUrl::Amqp(url) => {
+                assert_eq!(url.to_string(), "amqp://guest:***@rabbitmq:5672/%2F")
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(c.redis.url(c.redis.db_result), "redis://redis:6379/0");
         assert_eq!(c.redis.url(c.redis.db_settings), "redis://redis:6379/1");
         assert_eq!(c.redis.db_lock, 0);
@@ -480,10 +454,14 @@ mod tests {
             ("RSTUF_LOCAL_STORAGE_PATH", "/tmp/x"),
         ])
         .unwrap();
-        assert_eq!(c.db.server, "postgres:5432");
-        assert_eq!(c.db.user.as_deref(), Some("rstuf"));
-        assert_eq!(c.db.password.as_ref().map(Secret::expose), Some("plain"));
-        assert_eq!(format!("{:?}", c.db.password), "Some(<secret>)");
+        assert_eq!((c.db.host.as_str(), c.db.port), ("postgres", 5432));
+        assert_eq!(c.db.user, "rstuf");
+        assert_eq!(c.db.password.as_ref().map(|p| p.0.as_str()), Some("plain"));
+        assert!(
+            !format!("{:?}", c.db).contains("plain"),
+            "password leaked: {:?}",
+            c.db
+        );
         let err = load(&with(&[(
             "RSTUF_DB_PASSWORD",
             "/run/secrets/does-not-exist",

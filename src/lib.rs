@@ -5,4 +5,6 @@ pub mod celery;
 pub mod config;
 pub mod db;
 pub mod storage;
+pub mod tasks;
 pub mod tuf;
+pub mod worker;
