@@ -1,3 +1,245 @@
-fn main() {
-    println!("rstuf-worker {}", env!("CARGO_PKG_VERSION"));
+//! `rstuf-worker`: wires configuration, services and the broker pool
+//! together. Everything with behaviour lives in the library.
+use std::num::{NonZeroU16, NonZeroUsize};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use log::{error, info};
+
+use rstuf_worker::backend::{BackendConfig, ResultBackend};
+use rstuf_worker::broker::{self, BrokerConfig, BrokerUrl, QueueName, Shutdown};
+use rstuf_worker::config::{Config, Env, Overrides, StorageConfig};
+use rstuf_worker::db::Db;
+use rstuf_worker::storage::{AwsS3, LocalStorage, Storage};
+use rstuf_worker::worker::Worker;
+
+const USAGE: &str = "\
+rstuf-worker: Repository Service for TUF worker
+
+usage: rstuf-worker [run|migrate|check] [--threads N] [--queues Q1,Q2]
+       rstuf-worker --version | --help
+
+  run       consume RSTUF tasks (default); applies database migrations first
+  migrate   create or check the database schema, then exit
+  check     check configuration and every service, one line each; exit 1 on failure
+
+Configuration comes from upstream's RSTUF_* environment variables (README.md).";
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    Run,
+    Migrate,
+    Check,
+    Version,
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<(Command, Overrides), String> {
+    let mut command = Command::Run;
+    let mut overrides = Overrides::default();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "run" => command = Command::Run,
+            "migrate" => command = Command::Migrate,
+            "check" => command = Command::Check,
+            "--version" | "-V" => command = Command::Version,
+            "--help" | "-h" => command = Command::Help,
+            "--threads" => {
+                let value = rest.next().ok_or("--threads needs a number")?;
+                let n = value
+                    .parse()
+                    .map_err(|_| format!("--threads {value:?} is not a number"))?;
+                overrides.threads = Some(n);
+            }
+            "--queues" => {
+                let value = rest.next().ok_or("--queues needs a comma-separated list")?;
+                overrides.queues = Some(value.split(',').map(|q| q.trim().to_owned()).collect());
+            }
+            other => return Err(format!("unknown argument {other:?}; see --help")),
+        }
+    }
+    Ok((command, overrides))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, overrides) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("rstuf-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Version => {
+            println!("rstuf-worker {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let lookup = |name: &str| std::env::var(name).ok();
+    let config = match Config::from_env(&Env::new(&lookup), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("rstuf-worker: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Run => run(&config),
+        Command::Migrate => migrate(&config),
+        _ => check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: &Config) -> Result<(), String> {
+    let db = Db::connect(&config.db).map_err(|e| e.to_string())?;
+    let report = db.migrate().map_err(|e| e.to_string())?;
+    info!(
+        "database {} at revision {} (applied now: {:?})",
+        config.db.server_label(),
+        report.revision,
+        report.applied
+    );
+    Ok(())
+}
+
+fn open_storage(config: &StorageConfig) -> Result<Box<dyn Storage>, String> {
+    match config {
+        StorageConfig::Local(local) => Ok(Box::new(
+            LocalStorage::open(local).map_err(|e| e.to_string())?,
+        )),
+        StorageConfig::S3(s3) => Ok(Box::new(AwsS3::connect(s3).map_err(|e| e.to_string())?)),
+    }
+}
+
+fn broker_config(config: &Config) -> Result<BrokerConfig, String> {
+    let BrokerUrl::Amqp(url) = config.broker.clone() else {
+        return Err(
+            "RSTUF_BROKER_SERVER: the Celery Redis transport is not supported yet; use amqp://"
+                .into(),
+        );
+    };
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| QueueName::new(q).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut broker = BrokerConfig::new(url);
+    broker.queues = queues;
+    broker.threads = NonZeroUsize::new(config.threads).ok_or("--threads must be at least 1")?;
+    // One message per consumer: a thread busy with a long task does not
+    // hold back messages other threads could run now.
+    broker.prefetch = NonZeroU16::MIN;
+    Ok(broker)
+}
+
+fn run(config: &Config) -> Result<(), String> {
+    let shutdown = Shutdown::new();
+    shutdown
+        .install_signal_handlers()
+        .map_err(|e| e.to_string())?;
+    let broker = broker_config(config)?;
+    migrate(config)?;
+    let _storage = open_storage(&config.storage)?;
+    let backend = ResultBackend::new(&BackendConfig::new(
+        config.redis.url(config.redis.db_result),
+    ))
+    .map_err(|e| e.to_string())?;
+    let worker = Worker::new(backend, &config.worker_id);
+    info!(
+        "rstuf-worker {} consuming {:?} with {} threads",
+        env!("CARGO_PKG_VERSION"),
+        config.queues,
+        config.threads
+    );
+    broker::run(&broker, &shutdown, |delivery| worker.handle(delivery))
+        .map_err(|e| e.to_string())?;
+    info!("stopped");
+    Ok(())
+}
+
+/// One line per component; any failure makes the exit code non-zero.
+fn check(config: &Config) -> Result<(), String> {
+    let mut failed = 0;
+    let mut report = |component: &str, result: Result<String, String>| match result {
+        Ok(detail) => println!("{component}: ok ({detail})"),
+        Err(e) => {
+            failed += 1;
+            println!("{component}: FAILED: {e}");
+        }
+    };
+    report(
+        "config",
+        Ok(format!(
+            "{} threads, queues {:?}",
+            config.threads, config.queues
+        )),
+    );
+    report(
+        "broker",
+        broker_config(config).and_then(|b| {
+            broker::check(&b.url, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+            Ok(b.url.to_string())
+        }),
+    );
+    report(
+        "redis results",
+        ResultBackend::new(&BackendConfig::new(
+            config.redis.url(config.redis.db_result),
+        ))
+        .and_then(|b| b.ping())
+        .map(|()| format!("db {}", config.redis.db_result))
+        .map_err(|e| e.to_string()),
+    );
+    report(
+        "postgresql",
+        Db::connect(&config.db)
+            .map(|_| config.db.server_label())
+            .map_err(|e| e.to_string()),
+    );
+    report(
+        "storage",
+        open_storage(&config.storage).map(|_| format!("{:?}", config.storage)),
+    );
+    if failed > 0 {
+        return Err(format!("{failed} check(s) failed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn subcommands_and_options() {
+        let (cmd, o) = parse_args(&args(&["check", "--threads", "3"])).unwrap();
+        assert_eq!((cmd, o.threads), (Command::Check, Some(3)));
+        let (cmd, o) = parse_args(&args(&["--queues", "rstuf_internals"])).unwrap();
+        assert_eq!(cmd, Command::Run);
+        assert_eq!(o.queues, Some(vec!["rstuf_internals".to_owned()]));
+        assert!(parse_args(&args(&["--threads"])).is_err());
+        assert!(parse_args(&args(&["--threads", "x"]))
+            .unwrap_err()
+            .contains("\"x\""));
+        assert!(parse_args(&args(&["serve"])).unwrap_err().contains("serve"));
+    }
 }

@@ -42,4 +42,5 @@ pub use error::Error;
 pub use pool::run;
 pub use publisher::Publisher;
 pub use shutdown::Shutdown;
+pub use topology::check;
 pub use url::{parse_broker_url, AmqpUrl, BrokerUrl};

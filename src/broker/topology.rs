@@ -72,3 +72,11 @@ pub(crate) fn declare_queue(
         .queue_bind(name, name, name, FieldTable::new())
         .map_err(failed)
 }
+
+/// Opens and closes one connection: what `rstuf-worker check` reports.
+pub fn check(url: &AmqpUrl, timeout: Duration) -> Result<(), Error> {
+    let connection = connect(url, timeout)?;
+    connection
+        .close()
+        .map_err(|e| Error::broker(url, "closing the check connection", "", e))
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod services;
+
 /// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.
 pub fn shared(rel: &str) -> PathBuf {
     let base = std::env::var_os("RSTUF_SHARED_DIR")

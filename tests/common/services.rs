@@ -1,0 +1,240 @@
+//! The worker binary and the local services, as behaviour tests use them:
+//! each test gets its own queues, database and storage directory.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{python, run_python, unique, TempDir};
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
+pub const REDIS: &str = "redis://127.0.0.1:6379/0";
+const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+/// A PostgreSQL database of the test's own, dropped on drop.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let name = unique("rstuf_t");
+        let mut admin = postgres::Client::connect(PG_ADMIN, postgres::NoTls)
+            .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) is required");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        TestDb { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(PG_ADMIN, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Everything one deployment under test shares: queues, database, storage.
+pub struct Deployment {
+    pub queue: String,
+    pub internals: String,
+    pub db: TestDb,
+    pub storage: TempDir,
+    pub logs: TempDir,
+}
+
+impl Deployment {
+    pub fn new() -> Deployment {
+        Deployment {
+            queue: unique("t_metadata_repository"),
+            internals: unique("t_rstuf_internals"),
+            db: TestDb::new(),
+            storage: TempDir::new("rstuf-storage"),
+            logs: TempDir::new("rstuf-logs"),
+        }
+    }
+
+    /// The environment a worker of this deployment runs with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("RSTUF_BROKER_SERVER", AMQP.to_owned()),
+            ("RSTUF_REDIS_SERVER", "redis://127.0.0.1".to_owned()),
+            ("RSTUF_DB_SERVER", self.db.url()),
+            ("RSTUF_STORAGE_BACKEND", "LocalStorage".to_owned()),
+            (
+                "RSTUF_LOCAL_STORAGE_BACKEND_PATH",
+                self.storage.path().display().to_string(),
+            ),
+            ("RSTUF_WORKER_ID", unique("test")),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Starts a worker on this deployment's queues, with extra variables.
+    pub fn start_worker(&self, extra_env: &[(&str, &str)]) -> WorkerProcess {
+        let log = self.logs.path().join(format!("{}.log", unique("worker")));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"));
+        cmd.arg("run")
+            .arg("--threads")
+            .arg("2")
+            .arg("--queues")
+            .arg(format!("{},{}", self.queue, self.internals))
+            .envs(self.env())
+            .envs(
+                extra_env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("worker binary starts");
+        let worker = WorkerProcess {
+            child: Some(child),
+            log,
+        };
+        worker.wait_for_log("consuming", Duration::from_secs(20));
+        worker
+    }
+
+    /// Publishes tasks as the API does (see tests/py/send_tasks.py).
+    pub fn send(&self, queue: &str, tasks: &Value) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/send_tasks.py");
+        let out = run_python(&script, &[AMQP, queue, &tasks.to_string()]);
+        assert!(
+            out.status.success(),
+            "send_tasks.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `app.repository_service_tuf_worker(action, payload)` on the main queue.
+    pub fn send_action(&self, action: &str, payload: Value) -> String {
+        let id = unique("task");
+        let task = serde_json::json!([{
+            "name": "app.repository_service_tuf_worker",
+            "id": id,
+            "kwargs": {"action": action, "payload": payload},
+        }]);
+        self.send(&self.queue, &task);
+        id
+    }
+}
+
+/// A running `rstuf-worker run`, killed on drop.
+pub struct WorkerProcess {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl WorkerProcess {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "worker log never said {needle:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal_and_wait(mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
+        let mut child = self.child.take().unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The raw `celery-task-meta-<id>` record, once it reaches a final state.
+pub fn wait_for_final(id: &str, limit: Duration) -> Value {
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client
+        .get_connection()
+        .expect("Redis on 127.0.0.1:6379 is required");
+    let start = Instant::now();
+    loop {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(format!("celery-task-meta-{id}"))
+            .query(&mut conn)
+            .unwrap();
+        if let Some(record) = raw.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
+            if matches!(record["status"].as_str(), Some("SUCCESS" | "FAILURE")) {
+                return record;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "task {id} did not finish in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// What `GET /api/v1/task?task_id=<id>` would show (check_result.py).
+pub fn api_view(id: &str) -> Value {
+    let script = super::shared("vectors/celery/check_result.py");
+    let out = run_python(&script, &[id, "--backend", REDIS]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the API could not show task {id}: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("check_result.py output: {e}: {text}"))
+}
+
+/// Messages waiting in a queue (ready, not unacknowledged).
+pub fn queue_depth(queue: &str) -> u64 {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(format!(
+            "import kombu\nwith kombu.Connection({AMQP:?}) as c:\n    \
+             print(c.default_channel.queue_declare({queue:?}, passive=True).message_count)"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "queue depth of {queue}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}

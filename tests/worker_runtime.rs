@@ -1,0 +1,159 @@
+//! The worker binary against the real RabbitMQ, Redis and PostgreSQL, driven
+//! by the Python celery client exactly as the RSTUF API drives it.
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use common::services::{api_view, queue_depth, wait_for_final, Deployment};
+use common::unique;
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn api_tasks_reach_the_pool_and_results_read_back_through_the_api() {
+    let dep = Deployment::new();
+    let worker = dep.start_worker(&[]);
+    let id = dep.send_action("no_such_action", json!({"x": 1}));
+    let record = wait_for_final(&id, LIMIT);
+    assert_eq!(record["status"], "FAILURE");
+    assert_eq!(record["result"]["exc_type"], "AttributeError");
+    let view = api_view(&id);
+    assert_eq!(view["data"]["state"], "FAILURE");
+    let message = view["data"]["result"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("unknown action \"no_such_action\""),
+        "{message}"
+    );
+    assert!(
+        worker.log_text().contains(&id),
+        "task id missing from the log"
+    );
+}
+
+#[test]
+fn unknown_tasks_and_malformed_messages_are_rejected_and_recorded() {
+    let dep = Deployment::new();
+    let worker = dep.start_worker(&[]);
+    let unknown = unique("unknown");
+    let malformed = unique("malformed");
+    dep.send(
+        &dep.queue,
+        &json!([
+            {"name": "app.no_such_task", "id": unknown, "kwargs": {}},
+            {"name": "app.repository_service_tuf_worker", "id": malformed, "raw_body": "[[], {not json"},
+        ]),
+    );
+    let record = wait_for_final(&unknown, LIMIT);
+    assert_eq!(record["result"]["exc_type"], "NotRegistered");
+    assert_eq!(
+        api_view(&unknown)["data"]["result"]["message"],
+        "'app.no_such_task'"
+    );
+    let record = wait_for_final(&malformed, LIMIT);
+    assert_eq!(record["status"], "FAILURE");
+    let message = record["result"]["exc_message"][0].as_str().unwrap();
+    assert!(message.contains("not protocol 2"), "{message}");
+
+    // The worker keeps consuming, and rejected messages are gone for good.
+    let next = dep.send_action("no_such_action", json!({}));
+    wait_for_final(&next, LIMIT);
+    assert_eq!(queue_depth(&dep.queue), 0);
+    assert!(worker.log_text().contains("rejecting"));
+}
+
+/// A worker killed with SIGKILL while running a task has not acked it, so
+/// RabbitMQ gives the task to another worker, which finishes it.
+#[test]
+fn a_task_of_a_killed_worker_is_redelivered_to_another() {
+    let dep = Deployment::new();
+    // A "Redis" that accepts connections and never answers: the first
+    // worker hangs inside the task (writing PRE_RUN) until it is killed.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_url = format!("redis://127.0.0.1:{}", hole.local_addr().unwrap().port());
+    let stuck = dep.start_worker(&[("RSTUF_REDIS_SERVER", &hole_url)]);
+    let id = dep.send_action("no_such_action", json!({}));
+    let (_held, _) = hole.accept().unwrap();
+    let status = stuck.signal_and_wait("KILL");
+    assert!(!status.success());
+
+    let rescuer = dep.start_worker(&[]);
+    let record = wait_for_final(&id, LIMIT);
+    assert_eq!(record["result"]["exc_type"], "AttributeError");
+    rescuer.wait_for_log(&id, LIMIT);
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Vhost(String);
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn the_worker_reconnects_when_rabbitmq_closes_its_connections() {
+    let vhost = Vhost(unique("rstuf_vhost"));
+    rabbitmqctl(&["add_vhost", &vhost.0]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost.0, "guest", ".*", ".*", ".*"]);
+    let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.0);
+    let dep = Deployment::new();
+    let worker = dep.start_worker(&[("RSTUF_BROKER_SERVER", &url)]);
+    let send = |id: &str| {
+        let task = json!([{"name": "app.repository_service_tuf_worker", "id": id,
+                            "kwargs": {"action": "no_such_action", "payload": null}}]);
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/send_tasks.py");
+        let out = common::run_python(&script, &[&url, &dep.queue, &task.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let before = unique("before");
+    send(&before);
+    wait_for_final(&before, LIMIT);
+
+    rabbitmqctl(&[
+        "close_all_connections",
+        "-p",
+        &vhost.0,
+        "test: connection closed on purpose",
+    ]);
+    let after = unique("after");
+    send(&after);
+    let record = wait_for_final(&after, LIMIT);
+    assert_eq!(record["status"], "FAILURE");
+    assert!(
+        worker.log_text().to_lowercase().contains("reconnect"),
+        "{}",
+        worker.log_text()
+    );
+}
+
+#[test]
+fn sigterm_finishes_and_exits_zero() {
+    let dep = Deployment::new();
+    let worker = dep.start_worker(&[]);
+    let id = dep.send_action("no_such_action", json!({}));
+    wait_for_final(&id, LIMIT);
+    let status = worker.signal_and_wait("TERM");
+    assert!(status.success(), "exit status {status:?}");
+}
