@@ -11,9 +11,25 @@ export RSTUF_TEST_PYTHON ?= $(VENV_PY)
 
 .PHONY: run build release test lint unit venv bench-core clean
 
+# Defaults for `make run` on a development machine (local services, trust
+# auth); any of them can be overridden from the environment.
+RUN_DIR ?= $(CURDIR)/.run
+# The local PostgreSQL where `make run` creates its database `rstuf`.
+RUN_PG ?= postgresql://postgres@127.0.0.1:5432
+run: export RSTUF_BROKER_SERVER ?= amqp://guest:guest@127.0.0.1:5672
+run: export RSTUF_REDIS_SERVER ?= redis://127.0.0.1
+run: export RSTUF_DB_SERVER ?= $(RUN_PG)/rstuf
+run: export RSTUF_STORAGE_BACKEND ?= LocalStorage
+run: export RSTUF_LOCAL_STORAGE_BACKEND_PATH ?= $(RUN_DIR)/storage
+run: export RSTUF_ONLINE_KEY_DIR ?= $(RUN_DIR)/keys
+run: export DATA_DIR ?= $(RUN_DIR)/data
+
 ## run: start a worker against the local PostgreSQL, Redis and RabbitMQ
 run: build
-	./target/debug/rstuf-worker run
+	mkdir -p "$(RSTUF_LOCAL_STORAGE_BACKEND_PATH)" "$(RSTUF_ONLINE_KEY_DIR)" "$(DATA_DIR)"
+	psql "$(RUN_PG)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = 'rstuf'" | grep -q 1 \
+		|| psql "$(RUN_PG)/postgres" -c "CREATE DATABASE rstuf"
+	$(CARGO) run --quiet -- run
 
 build:
 	$(CARGO) build
