@@ -78,6 +78,22 @@ fn is_broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
+/// `redis://host:port/db` of a connection, for messages.
+pub fn label(info: &ConnectionInfo) -> String {
+    format!("redis://{}/{}", info.addr, info.redis.db)
+}
+
+/// A Redis URL for messages and logs, any `user:password@` hidden.
+pub fn redact_url(url: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?.1)))
+    {
+        Some((scheme, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// 128 random bits as 32 lowercase hex digits: lock tokens and claim
 /// identities, unique across every worker of a deployment.
 pub fn random_token() -> Result<String, ring::error::Unspecified> {
@@ -177,6 +193,16 @@ mod tests {
             .run(|c| redis::cmd("CLIENT").arg("ID").query(c))
             .unwrap();
         assert_ne!(new_id, id);
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("redis://:pw@cache:6380/5"),
+            "redis://***@cache:6380/5"
+        );
+        assert_eq!(redact_url("redis://redis"), "redis://redis");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

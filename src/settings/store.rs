@@ -16,7 +16,7 @@ use super::bootstrap::BootstrapState;
 use super::codec::{decode, decode_fresh, encode};
 use super::error::Error;
 use super::value::SettingValue;
-use crate::redis_link::RedisLink;
+use crate::redis_link::{redact_url, RedisLink};
 
 /// `RSTUF_REDIS_SERVER_PORT` default.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -318,7 +318,7 @@ fn connection_info(config: &SettingsConfig) -> Result<ConnectionInfo, Error> {
 
 fn config_error(config: &SettingsConfig, reason: String) -> Error {
     Error::Config {
-        server: config.server.clone(),
+        server: redact_url(&config.server),
         reason,
     }
 }
@@ -426,6 +426,12 @@ mod tests {
         let err = connection_info(&SettingsConfig::new("redis-host")).unwrap_err();
         assert!(
             err.to_string().contains("\"redis-host\" is not usable"),
+            "{err}"
+        );
+        let err = connection_info(&SettingsConfig::new("http://u:pw@host")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"http://***@host\" is not usable"),
             "{err}"
         );
     }
@@ -682,6 +688,11 @@ json.dump(out, sys.stdout)
             .map(|(f, _)| *f)
             .chain(["ORDER_CHECK"])
             .collect();
+        // Read before Python's whole-hash rewrite copies the winner into MAIN.
+        let order_check = ours_scratch
+            .store
+            .get_fresh_int(&name("ORDER_CHECK"))
+            .unwrap();
         let request = json!({"read": read, "write": [["AFTER_RUST", 1]]}).to_string();
         let seen = python(&ours_scratch.prefix, &request);
         for (field, value) in &ours {
@@ -692,10 +703,6 @@ json.dump(out, sys.stdout)
             };
             assert_eq!(seen["get_fresh"][field], expected, "{field}");
         }
-        let order_check = ours_scratch
-            .store
-            .get_fresh_int(&name("ORDER_CHECK"))
-            .unwrap();
         assert_eq!(
             seen["get_fresh"]["ORDER_CHECK"]["value"],
             json!(order_check)
