@@ -14,7 +14,7 @@ pub mod store;
 pub mod value;
 
 pub use bootstrap::{BootstrapState, TaskId};
-pub use codec::{decode, encode, CodecError};
+pub use codec::{decode, decode_fresh, encode, CodecError};
 pub use error::Error;
 pub use store::{FullLoad, SettingName, SettingsConfig, SettingsStore};
 pub use value::{Dict, SettingValue};
