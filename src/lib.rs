@@ -1,5 +1,6 @@
 //! rstuf-worker: a Rust worker for Repository Service for TUF.
 pub mod backend;
+pub mod beat;
 pub mod broker;
 pub mod celery;
 pub mod config;

@@ -10,8 +10,12 @@ use rstuf_worker::backend::{BackendConfig, ResultBackend};
 use rstuf_worker::broker::{self, BrokerConfig, BrokerUrl, QueueName, Shutdown};
 use rstuf_worker::config::{Config, Env, Overrides, StorageConfig};
 use rstuf_worker::db::Db;
+use rstuf_worker::lock::schedule::{self, SlotClaimer};
+use rstuf_worker::lock::{LockClient, LockConfig, LockKey};
+use rstuf_worker::settings::{SettingsConfig, SettingsStore};
 use rstuf_worker::storage::{AwsS3, LocalStorage, Storage};
 use rstuf_worker::worker::Worker;
+use rstuf_worker::{beat, tasks};
 
 const USAGE: &str = "\
 rstuf-worker: Repository Service for TUF worker
@@ -160,6 +164,13 @@ fn run(config: &Config) -> Result<(), String> {
     ))
     .map_err(|e| e.to_string())?;
     let worker = Worker::new(backend, &config.worker_id);
+    if config
+        .queues
+        .iter()
+        .any(|q| q == QueueName::RSTUF_INTERNALS)
+    {
+        start_beat(config, &shutdown)?;
+    }
     info!(
         "rstuf-worker {} consuming {:?} with {} threads",
         env!("CARGO_PKG_VERSION"),
@@ -169,6 +180,31 @@ fn run(config: &Config) -> Result<(), String> {
     broker::run(&broker, &shutdown, |delivery| worker.handle(delivery))
         .map_err(|e| e.to_string())?;
     info!("stopped");
+    Ok(())
+}
+
+/// The periodic bump; like upstream's beat it lives with `rstuf_internals`.
+fn start_beat(config: &Config, shutdown: &Shutdown) -> Result<(), String> {
+    let locks = LockClient::new(&LockConfig {
+        url: config.redis.url(config.redis.db_lock),
+    })
+    .map_err(|e| e.to_string())?;
+    let claimer = SlotClaimer::new(
+        &locks,
+        LockKey::new(schedule::BUMP_ONLINE_ROLES_CLAIM),
+        &config.worker_id,
+        schedule::DEFAULT_CLAIM_TTL,
+    )
+    .map_err(|e| e.to_string())?;
+    beat::spawn(
+        claimer,
+        shutdown.clone(),
+        || match tasks::bump_online_roles() {
+            Ok(roles) => info!("periodic bump: bumped {roles:?}"),
+            Err(failure) => error!("periodic bump failed: {}", failure.exc_message.join("; ")),
+        },
+    )
+    .map_err(|e| format!("cannot start the periodic bump thread: {e}"))?;
     Ok(())
 }
 
@@ -203,6 +239,15 @@ fn check(config: &Config) -> Result<(), String> {
         ))
         .and_then(|b| b.ping())
         .map(|()| format!("db {}", config.redis.db_result))
+        .map_err(|e| e.to_string()),
+    );
+    report(
+        "redis settings",
+        SettingsStore::connect(&SettingsConfig::new(
+            config.redis.url(config.redis.db_settings),
+        ))
+        .and_then(|mut store| store.bootstrap_state())
+        .map(|state| format!("db {}, bootstrap {state:?}", config.redis.db_settings))
         .map_err(|e| e.to_string()),
     );
     report(

@@ -84,11 +84,11 @@ impl Worker {
     }
 
     fn run(&self, request: &TaskRequest, task: Task) -> Disposition {
-        let id = request.id.as_str().to_owned();
+        let id = request.id.as_str();
         let started = std::time::Instant::now();
         if let Task::Repository { .. } = task {
             if let Err(e) = self.backend.pre_run(&request.id) {
-                return self.backend_down(&id, e);
+                return self.backend_down(id, e);
             }
         }
         match self
@@ -100,34 +100,44 @@ impl Worker {
                 return Disposition::Ack;
             }
             Ok(Stored::Written) => {}
-            Err(e) => return self.backend_down(&id, e),
+            Err(e) => return self.backend_down(id, e),
         }
-        let (label, outcome) = match task {
+        match task {
             Task::Repository { action, payload } => {
                 let outcome = tasks::run(&request.id, &action, payload);
-                (action, outcome)
+                self.finish(request, &action, outcome, started, |result| {
+                    let verdict = if result.error.is_none() {
+                        "succeeded"
+                    } else {
+                        "errored"
+                    };
+                    format!("{verdict}: {}", result.message)
+                })
             }
-            Task::BumpOnlineRoles { .. } => (
-                "bump_online_roles".to_owned(),
-                Err(Failure::new(
-                    "builtins",
-                    "NotImplementedError",
-                    "bump_online_roles is not implemented by this worker yet",
-                )),
-            ),
-        };
+            // A Python beat's message; its result is a bare list of roles.
+            Task::BumpOnlineRoles { .. } => {
+                let outcome = tasks::bump_online_roles();
+                self.finish(request, "bump_online_roles", outcome, started, |roles| {
+                    format!("bumped {roles:?}")
+                })
+            }
+        }
+    }
+
+    /// Logs one line for the finished task and stores its final state.
+    fn finish<R: serde::Serialize>(
+        &self,
+        request: &TaskRequest,
+        label: &str,
+        outcome: Result<R, Failure>,
+        started: std::time::Instant,
+        describe: impl Fn(&R) -> String,
+    ) -> Disposition {
+        let id = request.id.as_str();
         let elapsed = started.elapsed().as_secs_f64();
         let stored = match &outcome {
             Ok(result) => {
-                let verdict = if result.error.is_none() {
-                    "succeeded"
-                } else {
-                    "errored"
-                };
-                info!(
-                    "task {id} {label} {verdict} in {elapsed:.3}s: {}",
-                    result.message
-                );
+                info!("task {id} {label} in {elapsed:.3}s {}", describe(result));
                 self.store_final(request, |b| b.success(request, result))
             }
             Err(failure) => {

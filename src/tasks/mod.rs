@@ -109,6 +109,16 @@ pub fn run(task_id: &TaskId, action: &str, payload: Option<Value>) -> Outcome {
     ))
 }
 
+/// The periodic and forced refresh of online roles before they expire;
+/// returns the roles it re-signed.
+pub fn bump_online_roles() -> Result<Vec<String>, Failure> {
+    Err(Failure::new(
+        "builtins",
+        "NotImplementedError",
+        "bump_online_roles is not implemented by this worker yet",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
