@@ -3,11 +3,12 @@
 //!
 //! It is not RFC 8785: only `"` and `\` are escaped, everything else (control
 //! characters, non-ASCII) is copied raw and the result is UTF-8. Keys sort by
-//! code point, which for Rust `String`s is plain byte order, and is what
-//! `serde_json::Map` (a `BTreeMap` without `preserve_order`) already keeps.
+//! code point, which for Rust `String`s is plain byte order; maps are sorted
+//! here because serde_json keeps insertion order in this build.
 use serde::Serialize;
 use serde_json::Value;
 
+use super::fileformat::sorted_entries;
 use super::{Error, Result};
 
 /// Canonical bytes of a JSON value. Floats are refused, as in Python.
@@ -45,7 +46,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
         }
         Value::Object(map) => {
             out.push(b'{');
-            for (i, (key, item)) in map.iter().enumerate() {
+            for (i, (key, item)) in sorted_entries(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
@@ -98,6 +99,19 @@ mod tests {
                 .collect();
             assert_eq!(digest, v["sha256"].as_str().unwrap(), "{name}");
         }
+    }
+
+    #[test]
+    fn keys_are_sorted_whatever_the_insertion_order() {
+        let mut map = serde_json::Map::new();
+        for key in ["b", "\u{1f600}", "a", "\u{ffff}", "B"] {
+            map.insert(key.to_owned(), Value::from(1));
+        }
+        let text = String::from_utf8(encode(&Value::Object(map)).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "{\"B\":1,\"a\":1,\"b\":1,\"\u{ffff}\":1,\"\u{1f600}\":1}"
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! diff files, and lengths/hashes of files end up in snapshot/timestamp):
 //! `ensure_ascii` escapes every non-ASCII character as lowercase `\uXXXX`
 //! (astral ones as surrogate pairs) and DEL as `\u007f`, which no serde_json
-//! formatter does. Keys come out sorted by code point because
-//! `serde_json::Map` is a `BTreeMap` (no `preserve_order` in this build).
+//! formatter does. Keys are sorted by code point here, whatever order the map
+//! keeps (serde_json is built with `preserve_order`, so payloads keep the
+//! order their sender gave, as Python dicts do).
 use std::io::Write;
 
 use serde::Serialize;
@@ -49,7 +50,7 @@ fn write_value(value: &Value, depth: usize, out: &mut Vec<u8>) -> Result<()> {
         }
         Value::Object(map) => {
             out.push(b'{');
-            for (i, (key, item)) in map.iter().enumerate() {
+            for (i, (key, item)) in sorted_entries(map).into_iter().enumerate() {
                 start_item(i, depth + 1, out);
                 write_string(key, out);
                 out.extend_from_slice(b": ");
@@ -60,6 +61,14 @@ fn write_value(value: &Value, depth: usize, out: &mut Vec<u8>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Object entries in code-point order (Rust `str` order is byte order,
+/// which for UTF-8 is code-point order, like Python's `sorted`).
+pub(crate) fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 /// TUF metadata has no floats, and Python would print them differently
@@ -245,16 +254,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn maps_iterate_in_code_point_order() {
-        // Guards the BTreeMap assumption: serde_json's `preserve_order`
-        // feature, if any dependency switched it on, would break sorting here
-        // and in canonical JSON.
+    fn keys_are_sorted_by_code_point_whatever_the_map_order() {
         let map: serde_json::Map<String, Value> = ["\u{1f600}", "\u{ffff}", "b", "a", "B"]
             .into_iter()
             .map(|k| (k.to_owned(), Value::Null))
             .collect();
-        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["B", "a", "b", "\u{ffff}", "\u{1f600}"]);
+        let text = String::from_utf8(encode(&Value::Object(map)).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "{\n \"B\": null,\n \"a\": null,\n \"b\": null,\n \"\\uffff\": null,\n \"\\ud83d\\ude00\": null\n}"
+        );
     }
 
     #[test]
