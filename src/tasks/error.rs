@@ -1,0 +1,131 @@
+//! The one error type of the actions, and how each error is shown to the
+//! API: as the Celery FAILURE upstream would produce for the same problem
+//! (exception module, type and a message that says what to do).
+use std::fmt;
+
+use crate::backend::Failure;
+use crate::{db, lock, settings, storage, tuf};
+
+#[derive(Debug)]
+pub enum Error {
+    /// The payload lacks a field or has one of the wrong type.
+    Payload {
+        field: String,
+        reason: String,
+    },
+    Settings(settings::Error),
+    Db(db::Error),
+    Storage(storage::Error),
+    Lock(lock::Error),
+    Tuf(tuf::Error),
+    /// The repository is not in a state the action can work with.
+    Repository(String),
+    /// An action this build does not run yet.
+    NotImplemented(super::Action),
+}
+
+impl Error {
+    pub fn payload(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Payload {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The FAILURE record the API shows for this error.
+    pub fn into_failure(self, lock_timeout_seconds: u64) -> Failure {
+        let message = self.to_string();
+        match self {
+            Error::Payload { .. } => Failure::new("builtins", "ValueError", message),
+            Error::Storage(_) => {
+                Failure::new("securesystemslib.exceptions", "StorageError", message)
+            }
+            // Upstream's words when its lock expired mid-task.
+            Error::Lock(lock::Error::Lost { .. }) => Failure::new(
+                "redis.exceptions",
+                "LockError",
+                format!("RSTUF: Task exceed `LOCK_TIMEOUT` ({lock_timeout_seconds} seconds)"),
+            ),
+            Error::Lock(_) => Failure::new("redis.exceptions", "LockError", message),
+            Error::Db(_) => Failure::new("sqlalchemy.exc", "OperationalError", message),
+            Error::NotImplemented(_) => Failure::new("builtins", "NotImplementedError", message),
+            Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) => {
+                Failure::new("builtins", "RuntimeError", message)
+            }
+        }
+    }
+
+    /// Worth running the task again (a service blinked).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Db(e) if e.is_transient())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Payload { field, reason } => write!(f, "payload field '{field}': {reason}"),
+            Error::Settings(e) => write!(f, "repository settings: {e}"),
+            Error::Db(e) => write!(f, "{e}"),
+            Error::Storage(e) => write!(f, "metadata storage: {e}"),
+            Error::Lock(e) => write!(f, "{e}"),
+            Error::Tuf(e) => write!(f, "{e}"),
+            Error::Repository(reason) => f.write_str(reason),
+            Error::NotImplemented(action) => {
+                write!(f, "action {action} is not implemented by this worker yet")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+macro_rules! from_module_error {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+
+from_module_error!(
+    Settings(settings::Error),
+    Db(db::Error),
+    Storage(storage::Error),
+    Lock(lock::Error),
+    Tuf(tuf::Error)
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lost_lock_reads_like_upstream() {
+        let e = Error::Lock(lock::Error::Lost {
+            key: "LOCK_TARGETS".into(),
+            ttl: Duration::from_secs(60),
+        });
+        let f = e.into_failure(60);
+        assert_eq!(
+            (f.exc_module.as_str(), f.exc_type.as_str()),
+            ("redis.exceptions", "LockError")
+        );
+        assert_eq!(
+            f.exc_message,
+            vec!["RSTUF: Task exceed `LOCK_TIMEOUT` (60 seconds)"]
+        );
+    }
+
+    #[test]
+    fn payload_errors_name_the_field() {
+        let f = Error::payload("artifacts[2].path", "missing").into_failure(60);
+        assert_eq!(
+            f.exc_message,
+            vec!["payload field 'artifacts[2].path': missing"]
+        );
+    }
+}
