@@ -109,6 +109,8 @@ pub struct Deployment {
     pub db: TestDb,
     pub redis: RedisDb,
     pub storage: TempDir,
+    /// `RSTUF_ONLINE_KEY_DIR`: the vector keys the payload roots name.
+    pub keys: TempDir,
     pub logs: TempDir,
 }
 
@@ -120,6 +122,7 @@ impl Deployment {
             db: TestDb::new(),
             redis: RedisDb::claim(),
             storage: TempDir::new("rstuf-storage"),
+            keys: online_keys(),
             logs: TempDir::new("rstuf-logs"),
         }
     }
@@ -141,6 +144,10 @@ impl Deployment {
             (
                 "RSTUF_LOCAL_STORAGE_BACKEND_PATH",
                 self.storage.path().display().to_string(),
+            ),
+            (
+                "RSTUF_ONLINE_KEY_DIR",
+                self.keys.path().display().to_string(),
             ),
             ("RSTUF_WORKER_ID", unique("test")),
             ("RUST_LOG", "info".to_owned()),
@@ -198,6 +205,20 @@ impl Deployment {
         self.send(&self.queue, &task);
         id
     }
+}
+
+/// Every unencrypted private key of the vectors, by the file names that
+/// `fn:` URIs in the vector roots use.
+fn online_keys() -> TempDir {
+    let dir = TempDir::new("rstuf-keys");
+    for folder in ["vectors/tuf/keys/generated", "vectors/tuf/keys/umbrella"] {
+        for entry in std::fs::read_dir(super::shared(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_owned();
+            std::fs::copy(&path, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
 }
 
 /// A running `rstuf-worker run`, killed on drop.
