@@ -10,5 +10,7 @@ pub mod redis_link;
 pub mod settings;
 pub mod storage;
 pub mod tasks;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tuf;
 pub mod worker;

@@ -102,50 +102,6 @@ pub fn random_token() -> Result<String, ring::error::Unspecified> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Helpers for tests that talk to the local Redis and to Python.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::io::Write;
-    use std::path::PathBuf;
-    use std::process::{Command, Stdio};
-
-    /// A Redis key or prefix no other test (or test run) uses.
-    pub fn unique_name(prefix: &str) -> String {
-        format!("{prefix}{}", super::random_token().unwrap())
-    }
-
-    /// The pinned Python venv: `$RSTUF_TEST_PYTHON`, else `.venv` here.
-    pub fn python() -> PathBuf {
-        std::env::var_os("RSTUF_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-    }
-
-    /// Runs `python -c script args...` with `stdin`, returns its stdout;
-    /// panics with stderr if it fails.
-    pub fn run_python(script: &str, args: &[&str], stdin: &str) -> String {
-        let mut child = Command::new(python())
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python().display()));
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "python failed: {stderr}");
-        String::from_utf8(output.stdout).unwrap()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +128,7 @@ mod tests {
     #[test]
     fn a_killed_connection_is_replaced_transparently() {
         let mut link = local(13);
-        let name = format!("rstuf-test-link-{}", random_token().unwrap());
+        let name = crate::testutil::unique_name("rstuf-test-link-");
         let id: i64 = link
             .run(|c| {
                 redis::cmd("CLIENT")

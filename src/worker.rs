@@ -14,7 +14,7 @@ use log::{error, info, warn};
 
 use crate::backend::{self, Failure, Progress, ResultBackend, Stored, TaskRequest};
 use crate::broker::{Delivery, Disposition};
-use crate::celery::{self, RawMessage, Task, TaskHeaders, TaskMessage};
+use crate::celery::{self, Task, TaskHeaders, TaskMessage};
 use crate::tasks;
 
 /// How long a result write is retried before the message goes back.
@@ -40,7 +40,7 @@ impl Worker {
     /// The broker pool's handler.
     pub fn handle(&self, delivery: Delivery) -> Disposition {
         let tag = delivery.delivery_tag;
-        let raw = raw_message(delivery);
+        let raw = delivery.message;
         // Headers first: with an id, even an unreadable body gets a result.
         let headers = match TaskHeaders::decode(&raw.headers) {
             Ok(headers) => headers,
@@ -199,17 +199,6 @@ impl Worker {
         error!("task {id} not started, result backend unavailable: {e}; requeued");
         thread::sleep(RESULT_RETRY_PAUSE * 4);
         Disposition::Requeue
-    }
-}
-
-fn raw_message(delivery: Delivery) -> RawMessage {
-    let m = delivery.message;
-    RawMessage {
-        headers: m.headers,
-        content_type: m.content_type,
-        content_encoding: m.content_encoding,
-        correlation_id: m.correlation_id,
-        body: m.body,
     }
 }
 

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rstuf_worker::broker::{
-    self, parse_broker_url, AmqpUrl, BrokerConfig, Delivery, Disposition, MessageParts, Publisher,
-    QueueName, ReconnectPolicy, Shutdown,
+    self, parse_broker_url, AmqpUrl, BrokerConfig, Delivery, Disposition, Publisher, QueueName,
+    ReconnectPolicy, Shutdown,
 };
+use rstuf_worker::celery::RawMessage;
 use serde_json::{json, Value};
 
 #[path = "../src/tuf/testdata.rs"]
@@ -278,8 +279,8 @@ fn assert_quiet(events: &Receiver<Seen>) {
 }
 
 /// A minimal Celery-shaped message, as the worker's own sub-tasks look.
-fn task(id: &str) -> MessageParts {
-    MessageParts {
+fn task(id: &str) -> RawMessage {
+    RawMessage {
         headers: json!({"lang": "py", "task": "app.repository_service_tuf_worker", "id": id})
             .as_object()
             .unwrap()
@@ -464,7 +465,7 @@ fn published_message_reads_in_kombu_as_celerys_own() {
         )
     };
     let headers = plain(&header["headers"]);
-    let message = MessageParts {
+    let message = RawMessage {
         headers: headers.as_object().unwrap().clone(),
         content_type: Some("application/json".into()),
         content_encoding: Some("utf-8".into()),

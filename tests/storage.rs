@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rstuf_worker::storage::{AwsS3, Error, MetadataFile, RoleName, S3Config, Storage};
-use rstuf_worker::tuf::Version;
+use rstuf_worker::storage::{AwsS3, Error, MetadataFile, S3Config, Storage};
+use rstuf_worker::tuf::{RoleName, Version};
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 

@@ -2,33 +2,24 @@
 //! default). Each test uses its own task ids, so tests run in parallel.
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use super::record::{self, tests::at};
 use super::*;
 use crate::celery::TaskName;
+use crate::testutil::{python, unique_name};
 use crate::tuf::{testdata, UtcTime};
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 fn unique_id(label: &str) -> TaskId {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    TaskId::new(format!(
-        "rstuf-test-{label}-{}-{nanos}-{n}",
-        std::process::id()
-    ))
+    TaskId::new(unique_name(&format!("rstuf-test-{label}-")))
 }
 
 fn backend() -> ResultBackend {
@@ -88,12 +79,6 @@ fn expected<R: Serialize + ?Sized>(
     }
     let json = record::record_json(request, state, result, traceback, date_done).unwrap();
     String::from_utf8(json).unwrap()
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("RSTUF_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
 }
 
 /// What the API would answer for the task (check_result.py), which must

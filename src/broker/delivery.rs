@@ -1,21 +1,8 @@
 //! The transport-neutral message the pool hands to its handler, and what the
 //! handler answers.
-use serde_json::{Map, Value};
-
 use super::fields::table_to_json;
 use super::QueueName;
-
-/// What a task protocol reads from a message, whichever transport carried it.
-/// Field for field the pieces of `crate::celery::RawMessage`; `Publisher`
-/// sends one too.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MessageParts {
-    pub headers: Map<String, Value>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub correlation_id: Option<String>,
-    pub body: Vec<u8>,
-}
+use crate::celery::RawMessage;
 
 /// One message taken from a queue, not yet acknowledged.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +13,7 @@ pub struct Delivery {
     /// RabbitMQ delivered it before and it was not acknowledged (crash,
     /// lost connection or `Requeue`).
     pub redelivered: bool,
-    pub message: MessageParts,
+    pub message: RawMessage,
 }
 
 /// The handler's verdict, carried out after it returns (Celery's acks_late).
@@ -48,7 +35,7 @@ impl Delivery {
             queue: queue.clone(),
             delivery_tag: raw.delivery_tag(),
             redelivered: raw.redelivered,
-            message: MessageParts {
+            message: RawMessage {
                 headers: props
                     .headers()
                     .as_ref()

@@ -3,9 +3,10 @@
 //!
 //! Everything is blocking and thread-based (amiquip), with no async runtime.
 //! The module knows AMQP, not Celery: it delivers bytes, properties and
-//! headers as JSON ([`Delivery`]), and the caller decides what they mean and
-//! whether to ack ([`Disposition`]). What it guarantees for interoperability
-//! with the Python API and workers sharing the broker:
+//! headers as JSON (a [`crate::celery::RawMessage`] in a [`Delivery`]), and
+//! the caller decides what they mean and whether to ack ([`Disposition`]).
+//! What it guarantees for interoperability with the Python API and workers
+//! sharing the broker:
 //! - queues, exchanges and bindings are declared with Celery's exact
 //!   attributes (see `topology`), so neither side trips PRECONDITION_FAILED;
 //! - messages are acknowledged after the handler returns (acks_late);
@@ -37,7 +38,7 @@ mod topology;
 mod url;
 
 pub use config::{BrokerConfig, QueueName, ReconnectPolicy};
-pub use delivery::{Delivery, Disposition, MessageParts};
+pub use delivery::{Delivery, Disposition};
 pub use error::Error;
 pub use pool::run;
 pub use publisher::Publisher;

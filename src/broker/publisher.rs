@@ -10,7 +10,8 @@ use log::warn;
 
 use super::fields::json_to_table;
 use super::topology::{connect, declare_queue, open_channel};
-use super::{AmqpUrl, Error, MessageParts, QueueName};
+use super::{AmqpUrl, Error, QueueName};
+use crate::celery::RawMessage;
 
 /// Celery's `delivery_mode`: persistent, so tasks survive a broker restart.
 const PERSISTENT: u8 = 2;
@@ -54,7 +55,7 @@ impl Publisher {
     pub fn publish(
         &self,
         queue: &QueueName,
-        message: &MessageParts,
+        message: &RawMessage,
         reply_to: Option<&str>,
     ) -> Result<(), Error> {
         let properties = properties(message, reply_to)?;
@@ -78,7 +79,7 @@ impl Publisher {
         &self,
         link: &mut Option<Link>,
         queue: &QueueName,
-        message: &MessageParts,
+        message: &RawMessage,
         properties: &AmqpProperties,
     ) -> Result<(), Error> {
         let live = match link {
@@ -151,7 +152,7 @@ fn covers(tag: u64, multiple: bool, ours: u64) -> bool {
 
 /// Celery's properties: content type and encoding, persistent, correlation
 /// id (the task id), reply_to; no priority.
-fn properties(message: &MessageParts, reply_to: Option<&str>) -> Result<AmqpProperties, Error> {
+fn properties(message: &RawMessage, reply_to: Option<&str>) -> Result<AmqpProperties, Error> {
     let mut props = AmqpProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_headers(json_to_table(&message.headers)?);
@@ -189,10 +190,10 @@ mod tests {
     use crate::tuf::testdata::json;
     use amiquip::AmqpValue;
 
-    fn vector_message(vector: &serde_json::Value) -> (MessageParts, String) {
+    fn vector_message(vector: &serde_json::Value) -> (RawMessage, String) {
         let header = content_header(vector);
         let text = |k: &str| header[k].as_str().map(str::to_owned);
-        let message = MessageParts {
+        let message = RawMessage {
             headers: super::super::fields::table_to_json(&typed_table(&header["headers"])),
             content_type: text("content_type"),
             content_encoding: text("content_encoding"),
@@ -236,9 +237,9 @@ mod tests {
 
     #[test]
     fn long_property_is_refused() {
-        let message = MessageParts {
+        let message = RawMessage {
             correlation_id: Some("x".repeat(256)),
-            ..MessageParts::default()
+            ..RawMessage::default()
         };
         assert_eq!(
             properties(&message, None).unwrap_err().to_string(),

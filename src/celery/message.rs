@@ -11,8 +11,9 @@ use super::{Error, TaskId, TaskName};
 
 /// What a transport delivers, before any Celery interpretation. AMQP table
 /// values map to JSON: integers to numbers, void to null, arrays and tables
-/// to arrays and objects, UTF-8 byte strings to strings.
-#[derive(Debug, Clone, PartialEq)]
+/// to arrays and objects, UTF-8 byte strings to strings. The broker hands
+/// one to its handler and publishes one.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RawMessage {
     pub headers: Map<String, Value>,
     pub content_type: Option<String>,

@@ -24,8 +24,8 @@ pub use config::{parse_server, Config, Keepalive, Password, ServerUrl};
 pub use error::Error;
 pub use migrate::{MigrationReport, HEAD_REVISION};
 pub use types::{
-    ArtifactPath, FileId, FileStamp, NewFile, NewRole, RoleFiles, RoleId, RoleName, RoleUpdate,
-    RowStamp, TargetAction, TargetFile, TargetRole,
+    ArtifactPath, FileId, FileStamp, NewFile, NewRole, RoleFiles, RoleId, RoleUpdate, RowStamp,
+    TargetAction, TargetFile, TargetRole,
 };
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -10,11 +10,11 @@ use std::time::SystemTime;
 use postgres::Row;
 
 use super::types::{
-    ArtifactPath, FileId, FileStamp, NewFile, NewRole, RoleFiles, RoleId, RoleName, RoleUpdate,
-    RowStamp, TargetAction, TargetFile, TargetRole,
+    ArtifactPath, FileId, FileStamp, NewFile, NewRole, RoleFiles, RoleId, RoleUpdate, RowStamp,
+    TargetAction, TargetFile, TargetRole,
 };
 use super::{Db, Failure, Result};
-use crate::tuf::Version;
+use crate::tuf::{RoleName, Version};
 
 /// Upstream's rows hold naive UTC; this is "now" in that form whatever the
 /// session's TimeZone.
@@ -34,14 +34,24 @@ fn version_to_sql(version: Version, role: &RoleName) -> Step<i32> {
     })
 }
 
+/// Columns 0 and 1 (`id, rolename`) of a role row. A stored name that is
+/// not a valid role name (written by hand or another tool) is reported with
+/// its row, as it could never be published.
+fn role_id_and_name(row: &Row) -> Step<(RoleId, RoleName)> {
+    let id: i32 = row.try_get(0)?;
+    let name = RoleName::new(row.try_get::<_, String>(1)?)
+        .map_err(|e| Failure::Value(format!("rstuf_target_roles row with id {id}: {e}")))?;
+    Ok((RoleId(id), name))
+}
+
 fn role_from_row(row: &Row) -> Step<TargetRole> {
-    let name = RoleName(row.try_get(1)?);
+    let (id, name) = role_id_and_name(row)?;
     let version: i32 = row.try_get(3)?;
     let version = u64::try_from(version)
         .map(Version)
         .map_err(|_| Failure::Value(format!("role '{name}' has negative version {version}")))?;
     Ok(TargetRole {
-        id: RoleId(row.try_get(0)?),
+        id,
         expires: row.try_get(2)?,
         version,
         active: row.try_get(4)?,
@@ -75,7 +85,7 @@ fn collect<T>(rows: &[Row], convert: impl Fn(&Row) -> Step<T>) -> Step<Vec<T>> {
 }
 
 fn role_names(rows: &[Row]) -> Step<Vec<RoleName>> {
-    collect(rows, |row| Ok(RoleName(row.try_get(0)?)))
+    collect(rows, |row| Ok(role_id_and_name(row)?.1))
 }
 
 /// Short list of names for messages about a batch.
@@ -202,7 +212,7 @@ impl Db {
             || "read the roles about to expire".into(),
             |tx| {
                 let rows = tx.query(
-                    "SELECT rolename FROM rstuf_target_roles \
+                    "SELECT id, rolename FROM rstuf_target_roles \
                      WHERE active AND expires < $1 ORDER BY rolename",
                     &[&limit],
                 )?;
@@ -219,7 +229,7 @@ impl Db {
             || "read the roles with unpublished artifacts".into(),
             |tx| {
                 let rows = tx.query(
-                    "SELECT DISTINCT r.rolename FROM rstuf_target_roles r \
+                    "SELECT DISTINCT r.id, r.rolename FROM rstuf_target_roles r \
                        JOIN rstuf_target_files f ON f.targets_role = r.id \
                      WHERE NOT f.published ORDER BY r.rolename",
                     &[],
@@ -408,6 +418,7 @@ fn write_role_updates(tx: &mut postgres::Transaction<'_>, roles: &[RoleUpdate]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::role_name;
 
     fn new_file(path: &str, length: u64, role: i32) -> NewFile {
         NewFile {
@@ -449,7 +460,7 @@ mod tests {
 
     #[test]
     fn versions_beyond_integer_are_refused_with_the_role() {
-        let role = RoleName::from("bins-7");
+        let role = role_name("bins-7");
         assert_eq!(version_to_sql(Version(7), &role).ok(), Some(7));
         match version_to_sql(Version(1 << 31), &role) {
             Err(Failure::Value(reason)) => assert_eq!(

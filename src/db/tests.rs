@@ -2,7 +2,6 @@
 //! `postgresql://postgres@127.0.0.1:5432/postgres`). Each test works in its
 //! own database `rstuf_test_<unique>`, dropped at the end, so tests run in
 //! parallel with each other and with other test binaries.
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,7 +9,8 @@ use postgres::NoTls;
 use serde_json::json;
 
 use super::*;
-use crate::tuf::Version;
+use crate::testutil::{role_name, unique_name};
+use crate::tuf::{RoleName, Version};
 
 const EXPECTED_SCHEMA: &str = include_str!("../../tests/data/upstream-schema.txt");
 const UPSTREAM_ALEMBIC_SQL: &str = include_str!("../../tests/data/upstream-schema.sql");
@@ -83,16 +83,7 @@ struct TestDb {
 
 impl TestDb {
     fn new() -> TestDb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "rstuf_test_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique_name("rstuf_test_");
         admin()
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
@@ -158,10 +149,6 @@ fn expected_schema() -> Vec<String> {
 /// Whole seconds since the epoch plus microseconds: what PostgreSQL keeps.
 fn at(secs: u64, micros: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros)
-}
-
-fn role_name(s: &str) -> RoleName {
-    RoleName::from(s)
 }
 
 fn new_role(name: &str, expires: SystemTime, version: u64) -> NewRole {
@@ -415,6 +402,32 @@ fn deactivated_roles_are_hidden_but_their_names_stay_taken() {
         .map(|r| r.name)
         .collect();
     assert_eq!(names, vec![role_name("keep")]);
+}
+
+#[test]
+fn a_stored_name_that_is_no_role_name_is_reported_with_its_row() {
+    let (test, db) = TestDb::migrated();
+    let id: i32 = test
+        .client()
+        .query_one(
+            "INSERT INTO rstuf_target_roles (rolename, expires, version, active) \
+             VALUES ('../x', '2000-01-01', 1, true) RETURNING id",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let expected =
+        format!("rstuf_target_roles row with id {id}: invalid role name \"../x\": it contains '/'");
+    assert_eq!(
+        db.active_roles().unwrap_err().to_string(),
+        format!("database: cannot read the active target roles: {expected}")
+    );
+    assert_eq!(
+        db.roles_expiring_before(at(2_000_000_000, 0))
+            .unwrap_err()
+            .to_string(),
+        format!("database: cannot read the roles about to expire: {expected}")
+    );
 }
 
 #[test]

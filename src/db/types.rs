@@ -8,31 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tuf::Version;
-
-/// The name of a delegated targets role (`bins-3f`, `my-role`), as stored in
-/// `rstuf_target_roles.rolename`. Top-level roles never have a row.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RoleName(pub String);
-
-impl RoleName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RoleName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for RoleName {
-    fn from(s: &str) -> Self {
-        RoleName(s.to_owned())
-    }
-}
+use crate::tuf::{RoleName, Version};
 
 /// The path of an artifact (target file) as the API sends it; unique in
 /// `rstuf_target_files`.
@@ -99,7 +75,8 @@ pub struct FileStamp {
     pub stamp: RowStamp,
 }
 
-/// A row of `rstuf_target_roles`.
+/// A row of `rstuf_target_roles`: a delegated targets role (top-level roles
+/// never have a row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetRole {
     pub id: RoleId,
@@ -184,6 +161,7 @@ pub struct RoleUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::role_name;
 
     #[test]
     fn action_labels_are_the_enum_labels() {
@@ -213,7 +191,7 @@ mod tests {
         let role_files = RoleFiles {
             role: TargetRole {
                 id: RoleId(1),
-                name: RoleName::from("bins-0"),
+                name: role_name("bins-0"),
                 expires: SystemTime::UNIX_EPOCH,
                 version: Version(1),
                 active: true,

@@ -274,7 +274,7 @@ impl Drop for LockGuard {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::redis_link::testing;
+    use crate::testutil;
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Child, ChildStdout, Command, Stdio};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -290,7 +290,7 @@ pub(crate) mod tests {
     }
 
     fn unique_key() -> LockKey {
-        LockKey::new(testing::unique_name("rstuf-test-lock-"))
+        LockKey::new(testutil::unique_name("rstuf-test-lock-"))
     }
 
     fn soon(ms: u64) -> Instant {
@@ -467,7 +467,7 @@ elif mode == "wait":
 
     impl PythonLock {
         fn start(key: &LockKey, mode: &str) -> Self {
-            let mut child = Command::new(testing::python())
+            let mut child = Command::new(testutil::python())
                 .args(["-c", PYTHON_LOCK, TEST_URL, key.as_str(), mode])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

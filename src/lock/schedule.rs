@@ -105,7 +105,7 @@ impl SlotClaimer {
 mod tests {
     use super::*;
     use crate::lock::tests::client;
-    use crate::redis_link::testing;
+    use crate::testutil;
     use std::collections::BTreeSet;
     use std::thread;
 
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn two_claimers_of_one_slot_one_wins() {
-        let prefix = LockKey::new(testing::unique_name("rstuf-test-claim-"));
+        let prefix = LockKey::new(testutil::unique_name("rstuf-test-claim-"));
         let (mut a, mut b) = (claimer(&prefix, "rstuf@a"), claimer(&prefix, "rstuf@a"));
         let slot = Slot(NEW_YEAR);
         assert!(a.claim(slot).unwrap());
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn of_many_racing_threads_exactly_one_wins() {
-        let prefix = LockKey::new(testing::unique_name("rstuf-test-claim-"));
+        let prefix = LockKey::new(testutil::unique_name("rstuf-test-claim-"));
         let racers: Vec<_> = (0..8)
             .map(|i| {
                 let prefix = prefix.clone();

@@ -1,25 +1,5 @@
 //! The `BOOTSTRAP` setting: where the repository is in its one-time setup.
-use std::fmt;
-
-/// The id of the Celery task a bootstrap state refers to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TaskId(String);
-
-impl TaskId {
-    pub fn new(id: impl Into<String>) -> Self {
-        TaskId(id.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::celery::TaskId;
 
 /// What `BOOTSTRAP` says, as the upstream worker reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ pub mod error;
 pub mod store;
 pub mod value;
 
-pub use bootstrap::{BootstrapState, TaskId};
+pub use bootstrap::BootstrapState;
 pub use codec::{decode, decode_fresh, encode, CodecError};
 pub use error::Error;
 pub use store::{FullLoad, SettingName, SettingsConfig, SettingsStore};

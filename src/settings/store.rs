@@ -333,9 +333,9 @@ fn json_error(name: &SettingName, e: serde_json::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis_link::testing;
     use crate::settings::codec::tests::read_vector;
     use crate::settings::codec::CodecError;
+    use crate::testutil;
     use serde::Deserialize;
     use serde_json::{json, Value};
 
@@ -351,7 +351,7 @@ mod tests {
 
     impl Scratch {
         fn new() -> Self {
-            let prefix = testing::unique_name("RSTUFTEST").to_uppercase();
+            let prefix = testutil::unique_name("RSTUFTEST").to_uppercase();
             let mut config = SettingsConfig::new("redis://127.0.0.1");
             config.db = TEST_DB;
             config.prefix = prefix.clone();
@@ -600,7 +600,7 @@ mod tests {
     fn bootstrap_state_is_written_and_read() {
         let mut s = Scratch::new();
         assert_eq!(s.store.bootstrap_state().unwrap(), BootstrapState::None);
-        let id = crate::settings::TaskId::new("7a634b556f784ae88785d36425f9a218");
+        let id = crate::celery::TaskId::new("7a634b556f784ae88785d36425f9a218");
         for state in [
             BootstrapState::Pre(id.clone()),
             BootstrapState::Signing(id.clone()),
@@ -642,7 +642,7 @@ json.dump(out, sys.stdout)
 "#;
 
     fn python(prefix: &str, request: &str) -> Value {
-        let output = testing::run_python(PYTHON_SIDE, &[&TEST_DB.to_string(), prefix], request);
+        let output = testutil::run_python(PYTHON_SIDE, &[&TEST_DB.to_string(), prefix], request);
         serde_json::from_str(&output).unwrap()
     }
 

@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::tuf::InvalidRoleName;
+
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -98,6 +100,15 @@ impl fmt::Display for Error {
                 action,
                 detail,
             } => write!(f, "cannot {action} s3://{bucket}/{key}: {detail}"),
+        }
+    }
+}
+
+impl From<InvalidRoleName> for Error {
+    fn from(e: InvalidRoleName) -> Self {
+        Error::RoleName {
+            name: e.name,
+            reason: e.reason,
         }
     }
 }

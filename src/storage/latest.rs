@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{Result, RoleName};
-use crate::tuf::Version;
+use super::Result;
+use crate::tuf::{RoleName, Version};
 
 /// Newest version `>= known` for which `exists` holds, None when `known` is
 /// None and version 1 does not exist.
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn cache_keeps_the_highest_version_seen() {
-        let role = RoleName::new("targets").unwrap();
+        let role = crate::testutil::role_name("targets");
         let cache = LatestCache::default();
         cache.record(&role, Version(5));
         cache.record(&role, Version(3));

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::latest::LatestCache;
-use super::{check_versions, stored_versions, Error, MetadataFile, Result, RoleName, Storage};
-use crate::tuf::Version;
+use super::{check_versions, stored_versions, Error, MetadataFile, Result, Storage};
+use crate::tuf::{RoleName, Version};
 
 /// Settings of [`LocalStorage`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,10 +23,10 @@ pub mod s3;
 
 pub use error::Error;
 pub use local::{LocalConfig, LocalStorage};
-pub use name::{MetadataFile, RoleName, TIMESTAMP_FILE};
+pub use name::{MetadataFile, TIMESTAMP_FILE};
 pub use s3::{AwsS3, S3Config};
 
-use crate::tuf::Version;
+use crate::tuf::{RoleName, Version};
 
 /// Result type of the storage boundary.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -5,59 +5,12 @@
 //! gets the version prefix (`1.2024-x.json`): upstream writes `2024-x.json`
 //! and can then never read it back (audit §1.3). Parsing splits at the first
 //! dot, which a version never contains, so such names stay unambiguous.
-use std::fmt;
-
-use super::{Error, Result};
-use crate::tuf::Version;
+use crate::tuf::{RoleName, Version};
 
 /// Object key / file name of the timestamp role, overwritten on every bump.
 pub const TIMESTAMP_FILE: &str = "timestamp.json";
 const TIMESTAMP_ROLE: &str = "timestamp";
 const SUFFIX: &str = ".json";
-
-/// A role name that is safe as part of a file name or an S3 key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoleName(String);
-
-impl RoleName {
-    pub fn new(name: impl Into<String>) -> Result<RoleName> {
-        let name = name.into();
-        match unsafe_reason(&name) {
-            Some(reason) => Err(Error::RoleName { name, reason }),
-            None => Ok(RoleName(name)),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn is_timestamp(&self) -> bool {
-        self.0 == TIMESTAMP_ROLE
-    }
-}
-
-impl fmt::Display for RoleName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why `name` would escape the storage directory or make an unusable name.
-/// Control characters are refused too: S3 cannot return them in its XML.
-fn unsafe_reason(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("it is empty")
-    } else if name.contains('/') {
-        Some("it contains '/'")
-    } else if name.contains("..") {
-        Some("it contains '..'")
-    } else if name.chars().any(char::is_control) {
-        Some("it contains a control character")
-    } else {
-        None
-    }
-}
 
 /// One stored metadata file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +23,7 @@ impl MetadataFile {
     /// The file RSTUF persists `role` at `version` in: timestamp is the one
     /// role stored unversioned, whatever its version.
     pub fn persisted(role: RoleName, version: Version) -> MetadataFile {
-        if role.is_timestamp() {
+        if role.as_str() == TIMESTAMP_ROLE {
             MetadataFile::Timestamp
         } else {
             MetadataFile::Versioned { role, version }
@@ -109,29 +62,21 @@ impl MetadataFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn role(name: &str) -> RoleName {
-        RoleName::new(name).unwrap()
-    }
+    use crate::storage::Error;
+    use crate::testutil::role_name;
+    use crate::tuf::types::tests::INVALID_ROLE_NAMES;
 
     fn versioned(name: &str, version: u64) -> MetadataFile {
         MetadataFile::Versioned {
-            role: role(name),
+            role: role_name(name),
             version: Version(version),
         }
     }
 
     #[test]
-    fn refuses_names_that_are_not_file_safe() {
-        for (name, reason) in [
-            ("", "it is empty"),
-            ("a/b", "it contains '/'"),
-            ("..", "it contains '..'"),
-            ("x..y", "it contains '..'"),
-            ("nul\0", "it contains a control character"),
-            ("tab\t", "it contains a control character"),
-        ] {
-            match RoleName::new(name) {
+    fn names_that_are_not_file_safe_become_storage_errors() {
+        for (name, reason) in INVALID_ROLE_NAMES {
+            match RoleName::new(name).map_err(Error::from) {
                 Err(Error::RoleName { name: n, reason: r }) => {
                     assert_eq!((n.as_str(), r), (name, reason))
                 }
@@ -142,7 +87,7 @@ mod tests {
 
     #[test]
     fn error_message_names_the_role() {
-        let err = RoleName::new("a/b").unwrap_err();
+        let err = Error::from(RoleName::new("a/b").unwrap_err());
         assert_eq!(
             err.to_string(),
             "role name \"a/b\" cannot be stored: it contains '/' \
@@ -218,11 +163,11 @@ mod tests {
     #[test]
     fn timestamp_is_persisted_unversioned() {
         assert_eq!(
-            MetadataFile::persisted(role("timestamp"), Version(9)),
+            MetadataFile::persisted(role_name("timestamp"), Version(9)),
             MetadataFile::Timestamp
         );
         assert_eq!(
-            MetadataFile::persisted(role("snapshot"), Version(9)),
+            MetadataFile::persisted(role_name("snapshot"), Version(9)),
             versioned("snapshot", 9)
         );
     }

@@ -15,8 +15,8 @@ use s3::creds::Credentials;
 use s3::{Bucket, Region};
 
 use super::latest::LatestCache;
-use super::{check_versions, stored_versions, Error, MetadataFile, Result, RoleName, Storage};
-use crate::tuf::Version;
+use super::{check_versions, stored_versions, Error, MetadataFile, Result, Storage};
+use crate::tuf::{RoleName, Version};
 
 /// Settings of [`AwsS3`].
 #[derive(Clone, PartialEq, Eq)]

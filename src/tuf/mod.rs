@@ -26,7 +26,7 @@ pub use error::Error;
 pub use key::Key;
 pub use metadata::Metadata;
 pub use signer::{load_online_signer, PemSigner, Signer};
-pub use types::{KeyId, Version};
+pub use types::{InvalidRoleName, KeyId, RoleName, Version};
 
 /// Result type of the TUF core.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -174,7 +174,11 @@ mod tests {
     }
 
     fn load_error(entry: &Value, file: &str) -> Error {
-        match load(entry, file) {
+        refused(load(entry, file))
+    }
+
+    fn refused(loaded: Result<Box<dyn Signer>>) -> Error {
+        match loaded {
             Ok(signer) => panic!("{} loaded", signer.keyid()),
             Err(e) => e,
         }
@@ -353,10 +357,7 @@ mod tests {
         key.extra
             .insert(ONLINE_KEY_URI_FIELD.into(), "awskms:arn:aws:kms:k".into());
         assert_eq!(
-            load_online_signer(&dir, &keyid, &key)
-                .err()
-                .unwrap()
-                .to_string(),
+            refused(load_online_signer(&dir, &keyid, &key)).to_string(),
             format!(
                 "online key {keyid}: signer URI 'awskms:arn:aws:kms:k': unsupported signer URI \
                  scheme 'awskms' (only fn:<file name> is supported)"
@@ -364,10 +365,7 @@ mod tests {
         );
         key.extra.remove(ONLINE_KEY_URI_FIELD);
         assert_eq!(
-            load_online_signer(&dir, &keyid, &key)
-                .err()
-                .unwrap()
-                .to_string(),
+            refused(load_online_signer(&dir, &keyid, &key)).to_string(),
             format!(
                 "online key {keyid}: signer URI '': the key has no x-rstuf-online-key-uri field"
             )

@@ -2,10 +2,11 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::testutil::{role_name, unique_name};
 use crate::tuf::testdata;
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -13,12 +14,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "rstuf-storage-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = std::env::temp_dir().join(unique_name(&format!("rstuf-storage-{tag}-")));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -49,13 +45,9 @@ impl Drop for TempDir {
     }
 }
 
-fn role(name: &str) -> RoleName {
-    RoleName::new(name).unwrap()
-}
-
 fn file(name: &str, version: u64) -> MetadataFile {
     MetadataFile::Versioned {
-        role: role(name),
+        role: role_name(name),
         version: Version(version),
     }
 }
@@ -77,9 +69,12 @@ fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
         dir.names(),
         set(&["1.root.json", "1.2024-x.json", "timestamp.json"])
     );
-    assert_eq!(storage.get(&role("root"), Version(1)).unwrap(), b"root one");
     assert_eq!(
-        storage.get_latest(&role("2024-x")).unwrap(),
+        storage.get(&role_name("root"), Version(1)).unwrap(),
+        b"root one"
+    );
+    assert_eq!(
+        storage.get_latest(&role_name("2024-x")).unwrap(),
         Some((Version(1), b"digit leading".to_vec()))
     );
     assert_eq!(storage.get_timestamp().unwrap(), b"ts two");
@@ -89,7 +84,7 @@ fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
 fn missing_files_are_not_found_and_name_the_path() {
     let dir = TempDir::new("missing");
     let storage = dir.storage();
-    let err = storage.get(&role("root"), Version(3)).unwrap_err();
+    let err = storage.get(&role_name("root"), Version(3)).unwrap_err();
     assert!(err.is_not_found());
     assert_eq!(
         err.to_string(),
@@ -102,8 +97,8 @@ fn missing_files_are_not_found_and_name_the_path() {
 fn a_role_without_files_has_no_latest_version() {
     let dir = TempDir::new("none");
     let storage = dir.storage();
-    assert_eq!(storage.latest_version(&role("targets")).unwrap(), None);
-    assert_eq!(storage.get_latest(&role("targets")).unwrap(), None);
+    assert_eq!(storage.latest_version(&role_name("targets")).unwrap(), None);
+    assert_eq!(storage.get_latest(&role_name("targets")).unwrap(), None);
 }
 
 #[test]
@@ -123,12 +118,12 @@ fn latest_is_seeded_from_the_vector_repository() {
         ("bins-f", 2),
     ] {
         assert_eq!(
-            storage.latest_version(&role(name)).unwrap(),
+            storage.latest_version(&role_name(name)).unwrap(),
             Some(Version(version)),
             "{name}"
         );
     }
-    let (version, bytes) = storage.get_latest(&role("snapshot")).unwrap().unwrap();
+    let (version, bytes) = storage.get_latest(&role_name("snapshot")).unwrap().unwrap();
     assert_eq!(version, Version(2));
     assert_eq!(
         bytes,
@@ -148,7 +143,7 @@ fn the_start_listing_sees_across_gaps() {
     fs::write(dir.path().join("5.targets.json"), "5").unwrap();
     let storage = dir.storage();
     assert_eq!(
-        storage.get_latest(&role("targets")).unwrap(),
+        storage.get_latest(&role_name("targets")).unwrap(),
         Some((Version(5), b"5".to_vec()))
     );
 }
@@ -159,7 +154,7 @@ fn latest_sees_files_written_behind_the_cache() {
     let storage = dir.storage();
     storage.put(&file("snapshot", 1), b"1").unwrap();
     assert_eq!(
-        storage.latest_version(&role("snapshot")).unwrap(),
+        storage.latest_version(&role_name("snapshot")).unwrap(),
         Some(Version(1))
     );
 
@@ -168,7 +163,7 @@ fn latest_sees_files_written_behind_the_cache() {
         fs::write(dir.path().join(format!("{v}.snapshot.json")), v.to_string()).unwrap();
     }
     assert_eq!(
-        storage.get_latest(&role("snapshot")).unwrap(),
+        storage.get_latest(&role_name("snapshot")).unwrap(),
         Some((Version(9), b"9".to_vec()))
     );
 
@@ -178,11 +173,11 @@ fn latest_sees_files_written_behind_the_cache() {
     other.put(&file("snapshot", 10), b"10").unwrap();
     other.put(&file("dev", 1), b"dev").unwrap();
     assert_eq!(
-        storage.latest_version(&role("snapshot")).unwrap(),
+        storage.latest_version(&role_name("snapshot")).unwrap(),
         Some(Version(10))
     );
     assert_eq!(
-        storage.latest_version(&role("dev")).unwrap(),
+        storage.latest_version(&role_name("dev")).unwrap(),
         Some(Version(1))
     );
 }
@@ -210,7 +205,7 @@ fn batch_is_written_in_full_and_updates_latest() {
         ])
     );
     assert_eq!(
-        storage.get_latest(&role("bins-1")).unwrap(),
+        storage.get_latest(&role_name("bins-1")).unwrap(),
         Some((Version(1), b"b1".to_vec()))
     );
 }
@@ -297,7 +292,7 @@ fn unreadable_entries_name_the_path_and_the_cause() {
     let dir = TempDir::new("corrupt");
     fs::create_dir(dir.path().join("3.root.json")).unwrap();
     let storage = dir.storage();
-    let err = storage.get(&role("root"), Version(3)).unwrap_err();
+    let err = storage.get(&role_name("root"), Version(3)).unwrap_err();
     assert!(!err.is_not_found());
     assert_eq!(
         err.to_string(),
