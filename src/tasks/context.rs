@@ -17,9 +17,9 @@ use super::Error;
 use crate::db::Db;
 use crate::lock::{LockClient, LockGuard, LockKey, LOCK_TARGETS};
 use crate::settings::{BootstrapState, SettingName, SettingValue, SettingsStore};
-use crate::storage::{MetadataFile, RoleName, Storage};
+use crate::storage::{MetadataFile, Storage};
 use crate::tuf::metadata::{MetaFile, Root, Signed, Snapshot, Targets, Timestamp};
-use crate::tuf::{load_online_signer, Key, KeyId, Metadata, Signer, UtcTime, Version};
+use crate::tuf::{load_online_signer, Key, KeyId, Metadata, RoleName, Signer, UtcTime, Version};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -160,7 +160,7 @@ pub fn online_key_of(root: &Root) -> Result<(KeyId, Key)> {
 }
 
 pub fn role_name(role: &str) -> Result<RoleName> {
-    Ok(RoleName::new(role)?)
+    RoleName::new(role).map_err(|e| Error::Repository(e.to_string()))
 }
 
 /// New metadata to make visible together, kept in publishing order.

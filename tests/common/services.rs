@@ -159,13 +159,19 @@ impl Deployment {
 
     /// Starts a worker on this deployment's queues, with extra variables.
     pub fn start_worker(&self, extra_env: &[(&str, &str)]) -> WorkerProcess {
+        self.start_worker_on(&[&self.queue, &self.internals], extra_env)
+    }
+
+    /// Starts a worker consuming only `queues` (without `rstuf_internals`
+    /// it runs no periodic bump).
+    pub fn start_worker_on(&self, queues: &[&str], extra_env: &[(&str, &str)]) -> WorkerProcess {
         let log = self.logs.path().join(format!("{}.log", unique("worker")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"));
         cmd.arg("run")
             .arg("--threads")
             .arg("2")
             .arg("--queues")
-            .arg(format!("{},{}", self.queue, self.internals))
+            .arg(queues.join(","))
             .envs(self.env())
             .envs(
                 extra_env
@@ -204,6 +210,23 @@ impl Deployment {
         }]);
         self.send(&self.queue, &task);
         id
+    }
+}
+
+impl Drop for Deployment {
+    /// Celery's queues and exchanges are durable: remove this test's.
+    fn drop(&mut self) {
+        let Ok(mut conn) = amiquip::Connection::insecure_open("amqp://guest:guest@127.0.0.1:5672")
+        else {
+            return;
+        };
+        if let Ok(channel) = conn.open_channel(None) {
+            for name in [&self.queue, &self.internals] {
+                let _ = channel.queue_delete(name.as_str(), Default::default());
+                let _ = channel.exchange_delete(name.as_str(), Default::default());
+            }
+        }
+        let _ = conn.close();
     }
 }
 
