@@ -9,7 +9,7 @@ SHARED ?= $(abspath $(CURDIR)/../shared)
 export RSTUF_SHARED_DIR ?= $(SHARED)
 export RSTUF_TEST_PYTHON ?= $(VENV_PY)
 
-.PHONY: run build release test lint unit venv bench-core clean
+.PHONY: run build release static image test lint unit venv bench-core clean
 
 # Defaults for `make run` on a development machine (local services, trust
 # auth); any of them can be overridden from the environment.
@@ -36,6 +36,20 @@ build:
 
 release:
 	$(CARGO) build --release
+
+## static: a statically linked release binary (glibc, crt-static) for the image
+STATIC_TARGET := x86_64-unknown-linux-gnu
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET)
+	mkdir -p target/image
+	cp "$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/$(STATIC_TARGET)/release/rstuf-worker" target/image/
+	strip target/image/rstuf-worker
+	cp /etc/ssl/certs/ca-certificates.crt target/image/
+
+## image: the container image from Containerfile (podman, buildah or docker)
+IMAGE ?= rstuf-worker:latest
+image: static
+	$$(command -v podman || command -v docker) build -f Containerfile -t $(IMAGE) target/image
 
 ## venv: the Python tools tests drive and check the worker with (pinned)
 venv: $(VENV)/.installed
