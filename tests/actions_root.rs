@@ -35,6 +35,18 @@ fn metadata_update_every_row() {
     assert_update_failed(&dep, v2.clone(), needs_bootstrap);
     api_pre_lock(&dep);
     assert_update_failed(&dep, v2.clone(), needs_bootstrap);
+    // Upstream lets a root update run while a bootstrap waits for
+    // signatures; there is no trusted root to check it against yet.
+    dep.set_settings(&[("BOOTSTRAP", "signing-0123")]);
+    let (module, kind, message) = failure(&update(&dep, v2.clone()));
+    assert_eq!(
+        (module.as_str(), kind.as_str()),
+        ("builtins", "RuntimeError")
+    );
+    assert_eq!(
+        message,
+        "no metadata stored for role 'root'; is the repository bootstrapped?"
+    );
 
     bootstrap_bins(&dep);
     assert_update_failed(&dep, json!({}), "No 'metadata' in the payload");
@@ -242,4 +254,30 @@ fn a_rotation_re_signs_online_custom_roles_and_leaves_offline_ones() {
             ("readme.txt", false),
         ],
     );
+}
+
+/// A worker whose `LOCK_TARGETS` expires (1 ms) before it can publish.
+const LOCK_LOST: [(&str, &str); 1] = [("RSTUF_LOCK_TIMEOUT", "0.001")];
+
+#[test]
+fn a_rotation_that_loses_its_lock_publishes_nothing() {
+    let dep = Deployment::new();
+    let _worker = dep.start_worker(&LOCK_LOST);
+    bootstrap_bins(&dep);
+    let before = files(&dep);
+    let record = update(&dep, payload_vector("metadata_update-root-v2"));
+    assert_eq!(
+        failure(&record),
+        (
+            "redis.exceptions".into(),
+            "LockError".into(),
+            "RSTUF: Task exceed `LOCK_TIMEOUT` (0 seconds)".into()
+        )
+    );
+    assert_eq!(files(&dep), before);
+    assert_eq!(
+        json_setting(&dep, "ONLINE_KEY").unwrap()["keyid"],
+        ONLINE_ED25519
+    );
+    assert_client_sees(&dep, [1, 1, 1, 1], &[]);
 }
