@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::context::{online_key_of, Context, Publication, Result};
 use super::delegations::{
-    add_roles, first_versions, record_created, record_role_names, DelegationRequest, OnlineKey,
+    add_roles, create_rows, custom_delegations, first_versions, record_role_names, rows_for,
+    save_policies, DelegationRequest, OnlineKey,
 };
 use super::input::{days, member, metadata, required};
 use super::result::{done, failed};
@@ -25,7 +26,7 @@ use crate::tuf::hashbins::HashBins;
 use crate::tuf::metadata::{
     Delegations, MetaFile, Root, Snapshot, SuccinctRoles, Targets, Timestamp,
 };
-use crate::tuf::{Metadata, Signer, UtcTime, Version};
+use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
 
 const FAILED: &str = "Bootstrap Failed";
 const PROCESSED: &str = "Bootstrap Processed";
@@ -206,51 +207,25 @@ pub fn finalize(ctx: &Context, root: &Metadata<Root>, task_id: &str) -> Result<(
     let (keyid, key) = online_key_of(&root.signed)?;
     let signer = ctx.signer_for(&keyid, &key)?;
     set_online_key(ctx, &keyid, &key)?;
-    let now = UtcTime::now()?;
     let mut targets = Metadata::new(Targets::new(Version(1), ctx.expiry_for("targets")?));
-    let mut delegations = Delegations {
+    targets.signed.delegations = Some(Delegations {
         keys: BTreeMap::from([(keyid.clone(), key.clone())]),
         roles: None,
         succinct_roles: None,
         extra: Default::default(),
+    });
+    let online = OnlineKey {
+        keyid: &keyid,
+        key: &key,
     };
-    let mut publication = Publication::default();
-    let mut listed = Vec::new();
-    let mut pending = Vec::new();
-    match json_setting::<Value>(ctx, "DELEGATIONS")? {
-        Some(requested) => {
-            let request = DelegationRequest::parse(&requested, "DELEGATIONS")?;
-            delegations.roles = Some(Vec::new());
-            let online = OnlineKey {
-                keyid: &keyid,
-                key: &key,
-            };
-            let added = add_roles(ctx, &mut delegations, &request, &online)?;
-            targets.signed.delegations = Some(delegations);
-            let first = first_versions(&targets.signed, &added.created, signer.as_ref(), now)?;
-            record_created(ctx, &added.created, now)?;
-            for (name, md) in &first.published {
-                publication.add(name, md)?;
-                listed.push(name.clone());
-            }
-            pending = first.pending;
-        }
-        None => {
-            let bins = bins_from_settings(ctx)?;
-            delegations.succinct_roles = Some(SuccinctRoles {
-                bit_length: bins.bit_length(),
-                name_prefix: bins.name_prefix().to_owned(),
-                keyids: vec![keyid.clone()],
-                threshold: 1,
-                extra: Default::default(),
-            });
-            targets.signed.delegations = Some(delegations);
-            listed = publish_empty_bins(ctx, &bins, signer.as_ref(), &mut publication)?;
-        }
-    }
+    let delegated = match json_setting::<Value>(ctx, "DELEGATIONS")? {
+        Some(requested) => custom_roles(ctx, &mut targets.signed, &requested, &online, &*signer)?,
+        None => hash_bins(ctx, &mut targets.signed, &keyid, &*signer)?,
+    };
+    let mut publication = delegated.publication;
     targets.sign(signer.as_ref())?;
     publication.add("targets", &targets)?;
-    let snapshot = first_snapshot(ctx, &listed, signer.as_ref())?;
+    let snapshot = first_snapshot(ctx, &delegated.listed, signer.as_ref())?;
     publication.add("snapshot", &snapshot)?;
     let mut timestamp = Metadata::new(Timestamp::new(
         Version(1),
@@ -262,7 +237,10 @@ pub fn finalize(ctx: &Context, root: &Metadata<Root>, task_id: &str) -> Result<(
     publication.add("root", root)?;
     publication.commit(ctx, None)?;
 
-    for (name, md) in &pending {
+    // Rows after the files: if anything fails from here on, BOOTSTRAP is
+    // unchanged and the whole bootstrap can run again.
+    create_rows(ctx, &delegated.rows)?;
+    for (name, md) in &delegated.pending {
         set_pending(ctx, name, md)?;
     }
     ctx.set_setting_json("TRUSTED_TARGETS", &targets)?;
@@ -274,6 +252,83 @@ pub fn finalize(ctx: &Context, root: &Metadata<Root>, task_id: &str) -> Result<(
     Ok(())
 }
 
+/// The delegated roles of a new repository: files to publish before
+/// targets, the names snapshot lists, roles waiting for offline keys, and
+/// their database rows.
+struct DelegatedRoles {
+    publication: Publication,
+    listed: Vec<String>,
+    pending: Vec<(String, Metadata<Targets>)>,
+    rows: Vec<NewRole>,
+}
+
+/// The custom roles `DELEGATIONS` asks for, added to `targets`.
+fn custom_roles(
+    ctx: &Context,
+    targets: &mut Targets,
+    requested: &Value,
+    online: &OnlineKey,
+    signer: &dyn Signer,
+) -> Result<DelegatedRoles> {
+    let request = DelegationRequest::parse(requested, "DELEGATIONS")?;
+    let now = UtcTime::now()?;
+    let added = add_roles(ctx, custom_delegations(targets), &request, online)?;
+    let first = first_versions(targets, &added.created, signer, now)?;
+    save_policies(ctx, &added.created)?;
+    let mut publication = Publication::default();
+    for (name, md) in &first.published {
+        publication.add(name, md)?;
+    }
+    Ok(DelegatedRoles {
+        publication,
+        listed: first.published.iter().map(|(n, _)| n.clone()).collect(),
+        pending: first.pending,
+        rows: rows_for(&added.created, now)?,
+    })
+}
+
+/// `NUMBER_OF_DELEGATED_BINS` empty bins, delegated from `targets` to the
+/// online key. All bins have the same content, so one signature serves
+/// them all.
+fn hash_bins(
+    ctx: &Context,
+    targets: &mut Targets,
+    keyid: &KeyId,
+    signer: &dyn Signer,
+) -> Result<DelegatedRoles> {
+    let bins = bins_from_settings(ctx)?;
+    if let Some(delegations) = targets.delegations.as_mut() {
+        delegations.succinct_roles = Some(SuccinctRoles {
+            bit_length: bins.bit_length(),
+            name_prefix: bins.name_prefix().to_owned(),
+            keyids: vec![keyid.clone()],
+            threshold: 1,
+            extra: Default::default(),
+        });
+    }
+    let expires = ctx.expiry_for("bins")?;
+    let mut empty = Metadata::new(Targets::new(Version(1), expires));
+    empty.sign(signer)?;
+    let mut publication = Publication::default();
+    let mut listed = Vec::with_capacity(bins.count() as usize);
+    let mut rows = Vec::with_capacity(bins.count() as usize);
+    for (_, name) in bins.roles() {
+        publication.add(&name, &empty)?;
+        rows.push(NewRole {
+            name: DbRoleName::from(name.as_str()),
+            expires: expires.to_system_time(),
+            version: Version(1),
+        });
+        listed.push(name);
+    }
+    Ok(DelegatedRoles {
+        publication,
+        listed,
+        pending: Vec::new(),
+        rows,
+    })
+}
+
 fn bins_from_settings(ctx: &Context) -> Result<HashBins> {
     let count = ctx
         .setting_int("NUMBER_OF_DELEGATED_BINS")?
@@ -283,32 +338,6 @@ fn bins_from_settings(ctx: &Context) -> Result<HashBins> {
             )
         })?;
     Ok(HashBins::from_count(u64::try_from(count).unwrap_or(0))?)
-}
-
-/// Version 1 of every bin, empty, and their database rows. All bins have
-/// the same content, so one signature serves them all.
-fn publish_empty_bins(
-    ctx: &Context,
-    bins: &HashBins,
-    signer: &dyn Signer,
-    publication: &mut Publication,
-) -> Result<Vec<String>> {
-    let expires = ctx.expiry_for("bins")?;
-    let mut empty = Metadata::new(Targets::new(Version(1), expires));
-    empty.sign(signer)?;
-    let mut names = Vec::with_capacity(bins.count() as usize);
-    let mut rows = Vec::with_capacity(bins.count() as usize);
-    for (_, name) in bins.roles() {
-        publication.add(&name, &empty)?;
-        rows.push(NewRole {
-            name: DbRoleName::from(name.as_str()),
-            expires: expires.to_system_time(),
-            version: Version(1),
-        });
-        names.push(name);
-    }
-    ctx.db.create_roles(&rows)?;
-    Ok(names)
 }
 
 /// Snapshot version 1: targets and every published delegated role at 1.

@@ -259,24 +259,35 @@ pub fn first_versions(
     Ok(out)
 }
 
-/// The expiration policy settings and database rows of created roles
-/// (version 1, expiring after the policy), all rows in one statement.
-pub fn record_created(ctx: &Context, created: &[RoleRequest], now: UtcTime) -> Result<()> {
-    let mut rows = Vec::with_capacity(created.len());
+/// The `<ROLE>_EXPIRATION` settings of created roles.
+pub fn save_policies(ctx: &Context, created: &[RoleRequest]) -> Result<()> {
     for requested in created {
-        let name = &requested.role.name;
         ctx.set_setting(
-            &format!("{}_EXPIRATION", name.to_uppercase()),
+            &format!("{}_EXPIRATION", requested.role.name.to_uppercase()),
             SettingValue::Int(requested.expire_days),
         )?;
-        rows.push(NewRole {
-            name: DbRoleName::from(name.as_str()),
-            expires: now.add_days(requested.expire_days)?.to_system_time(),
-            version: Version(1),
-        });
     }
+    Ok(())
+}
+
+/// Database rows of created roles: version 1, expiring after the policy.
+pub fn rows_for(created: &[RoleRequest], now: UtcTime) -> Result<Vec<NewRole>> {
+    created
+        .iter()
+        .map(|requested| {
+            Ok(NewRole {
+                name: DbRoleName::from(requested.role.name.as_str()),
+                expires: now.add_days(requested.expire_days)?.to_system_time(),
+                version: Version(1),
+            })
+        })
+        .collect()
+}
+
+/// Inserts role rows in one statement (bootstrap creates 16384 bins).
+pub fn create_rows(ctx: &Context, rows: &[NewRole]) -> Result<()> {
     if !rows.is_empty() {
-        ctx.db.create_roles(&rows)?;
+        ctx.db.create_roles(rows)?;
     }
     Ok(())
 }

@@ -10,13 +10,16 @@
 //! roles keep their place (first match wins for artifact paths); keys no
 //! role uses any more are removed; deleted roles leave snapshot through a
 //! new, signed version.
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::context::{bump_and_sign, Context, Publication, Result};
 use super::delegations::{
-    add_keys, add_roles, assign_keys, custom_delegations, drop_unused_keys, first_versions,
-    record_created, record_role_names, refuse_hash_bins, DelegationRequest, OnlineKey, RoleRequest,
+    add_keys, add_roles, assign_keys, create_rows, custom_delegations, drop_unused_keys,
+    first_versions, record_role_names, refuse_hash_bins, rows_for, save_policies,
+    DelegationRequest, OnlineKey, RoleRequest,
 };
 use super::input::{check_role_name, member, required, string};
 use super::metadata_update::record_versions;
@@ -29,8 +32,8 @@ use crate::db::RoleName as DbRoleName;
 use crate::lock::LockGuard;
 use crate::settings::{SettingName, SettingValue};
 use crate::tuf::key::hex_lower;
-use crate::tuf::metadata::{DelegatedRole, Targets};
-use crate::tuf::{Metadata, Signer, UtcTime};
+use crate::tuf::metadata::{DelegatedRole, Delegations, Targets};
+use crate::tuf::{Key, KeyId, Metadata, Signer, UtcTime};
 
 pub fn run(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     match member(payload, "action").and_then(Value::as_str) {
@@ -67,7 +70,9 @@ fn names_or_empty_dict(names: Vec<String>) -> Value {
 struct Change {
     lock: LockGuard,
     targets: Metadata<Targets>,
-    signer: std::sync::Arc<dyn Signer>,
+    online_keyid: KeyId,
+    online_key: Key,
+    signer: Arc<dyn Signer>,
 }
 
 impl Change {
@@ -75,11 +80,23 @@ impl Change {
         let lock = ctx.lock_targets()?;
         let targets = ctx.load::<Targets>("targets")?;
         refuse_hash_bins(&targets.signed, verb)?;
+        let (online_keyid, online_key) = ctx.online_key()?;
         Ok(Change {
             lock,
             targets,
-            signer: ctx.online_signer()?,
+            signer: ctx.signer_for(&online_keyid, &online_key)?,
+            online_keyid,
+            online_key,
         })
+    }
+
+    /// The online key, and the custom delegations of targets to change.
+    fn parts(&mut self) -> (OnlineKey<'_>, &mut Delegations) {
+        let online = OnlineKey {
+            keyid: &self.online_keyid,
+            key: &self.online_key,
+        };
+        (online, custom_delegations(&mut self.targets.signed))
     }
 
     /// Publishes `roles`, the new targets and a snapshot recording them
@@ -119,12 +136,7 @@ fn request(payload: &Value) -> Result<DelegationRequest> {
 fn add(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     let request = request(payload)?;
     let mut change = Change::begin(ctx, "cannot add custom roles")?;
-    let (keyid, key) = ctx.online_key()?;
-    let online = OnlineKey {
-        keyid: &keyid,
-        key: &key,
-    };
-    let delegations = custom_delegations(&mut change.targets.signed);
+    let (online, delegations) = change.parts();
     let added = add_roles(ctx, delegations, &request, &online)?;
     if added.created.is_empty() {
         change.finish()?;
@@ -137,7 +149,11 @@ fn add(ctx: &Context, payload: &Value) -> Result<TaskResult> {
         change.signer.as_ref(),
         now,
     )?;
-    record_created(ctx, &added.created, now)?;
+    // Before the files: a name recorded for a role that then failed to
+    // publish is only burnt, while a published role without its row could
+    // never receive artifacts.
+    save_policies(ctx, &added.created)?;
+    create_rows(ctx, &rows_for(&added.created, now)?)?;
     change.publish(ctx, &first.published, &[])?;
     for (name, md) in &first.pending {
         set_pending(ctx, name, md)?;
@@ -151,12 +167,8 @@ fn add(ctx: &Context, payload: &Value) -> Result<TaskResult> {
 fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     let request = request(payload)?;
     let mut change = Change::begin(ctx, "cannot updatecustom roles")?;
-    let (keyid, key) = ctx.online_key()?;
-    let online = OnlineKey {
-        keyid: &keyid,
-        key: &key,
-    };
-    let existing: Vec<String> = custom_delegations(&mut change.targets.signed)
+    let (online, delegations) = change.parts();
+    let existing: Vec<String> = delegations
         .roles
         .iter()
         .flatten()
@@ -182,13 +194,7 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
                 continue;
             }
             let field = format!("delegations.roles[{i}].keyids");
-            replace_role(
-                custom_delegations(&mut change.targets.signed),
-                role,
-                &request,
-                &online,
-                &field,
-            )?;
+            replace_role(delegations, role, &request, &online, &field)?;
             updated.push(requested);
         }
     }
@@ -196,7 +202,7 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
         change.finish()?;
         return processed(json!({}), failed);
     }
-    save_policies(ctx, &updated)?;
+    save_changed_policies(ctx, &updated)?;
     let now = UtcTime::now()?;
     let roles = updated
         .iter()
@@ -221,7 +227,7 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
 /// Puts the new definition of a role in the place of the old one and
 /// drops keys only the old definition used.
 fn replace_role(
-    delegations: &mut crate::tuf::metadata::Delegations,
+    delegations: &mut Delegations,
     role: DelegatedRole,
     request: &DelegationRequest,
     online: &OnlineKey,
@@ -238,7 +244,7 @@ fn replace_role(
 }
 
 /// `<ROLE>_EXPIRATION` of updated roles whose policy changed.
-fn save_policies(ctx: &Context, updated: &[&RoleRequest]) -> Result<()> {
+fn save_changed_policies(ctx: &Context, updated: &[&RoleRequest]) -> Result<()> {
     for requested in updated {
         let setting = format!("{}_EXPIRATION", requested.role.name.to_uppercase());
         let current = ctx.settings().get_fresh(&SettingName::new(&setting))?;
@@ -263,7 +269,7 @@ pub fn python_repr(role: &DelegatedRole) -> String {
 fn delete(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     let requested = role_names_to_delete(payload)?;
     let mut change = Change::begin(ctx, "cannot delete custom roles")?;
-    let delegations = custom_delegations(&mut change.targets.signed);
+    let (_, delegations) = change.parts();
     let mut removed: Vec<String> = Vec::new();
     let mut failed = Vec::new();
     for name in requested {
