@@ -15,15 +15,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::context::{bump_and_sign, Context, Publication, Result};
+use super::context::{Context, Publication, Result};
 use super::delegations::{
     add_keys, add_roles, assign_keys, create_rows, custom_delegations, drop_unused_keys,
     first_versions, record_role_names, refuse_hash_bins, rows_for, save_policies,
     DelegationRequest, OnlineKey, RoleRequest,
 };
 use super::input::{check_role_name, member, required, string};
-use super::metadata_update::record_versions;
-use super::resign::{snapshot_with_changes, versions, Resign};
+use super::resign::{publish_with_targets, record_versions, Resign};
 use super::result::done;
 use super::signing::{clear_pending, set_pending};
 use super::{Action, Error};
@@ -107,16 +106,15 @@ impl Change {
         roles: &[(String, Metadata<Targets>)],
         removed: &[String],
     ) -> Result<()> {
-        let signer = self.signer.as_ref();
-        bump_and_sign(&mut self.targets, ctx.expiry_for("targets")?, signer)?;
         let mut publication = Publication::default();
-        for (name, md) in roles {
-            publication.add(name, md)?;
-        }
-        publication.add("targets", &self.targets)?;
-        let mut changed = versions(roles);
-        changed.push(("targets".to_owned(), self.targets.version()));
-        snapshot_with_changes(ctx, &changed, removed, signer, &mut publication)?;
+        publish_with_targets(
+            ctx,
+            roles,
+            &mut self.targets,
+            removed,
+            self.signer.as_ref(),
+            &mut publication,
+        )?;
         publication.commit(ctx, Some(&mut self.lock))?;
         ctx.set_setting_json("TRUSTED_TARGETS", &self.targets)
     }
@@ -168,36 +166,7 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     let request = request(payload)?;
     let mut change = Change::begin(ctx, "cannot updatecustom roles")?;
     let (online, delegations) = change.parts();
-    let existing: Vec<String> = delegations
-        .roles
-        .iter()
-        .flatten()
-        .map(|r| r.name.clone())
-        .collect();
-    let mut updated: Vec<&RoleRequest> = Vec::new();
-    let mut failed = Vec::new();
-    for (i, requested) in request.roles.iter().enumerate() {
-        let name = &requested.role.name;
-        // Upstream compares every requested role with every existing one, in
-        // order, and reports each mismatch; the API shows those entries.
-        for other in &existing {
-            if other != name {
-                failed.push(json!({
-                    "role": name,
-                    "reason": format!("role {} doesn't exist.", python_repr(&requested.role)),
-                }));
-                continue;
-            }
-            let mut role = requested.role.clone();
-            if let Some(failure) = assign_keys(&mut role, &online) {
-                failed.push(failure);
-                continue;
-            }
-            let field = format!("delegations.roles[{i}].keyids");
-            replace_role(delegations, role, &request, &online, &field)?;
-            updated.push(requested);
-        }
-    }
+    let (updated, failed) = apply_updates(delegations, &request, &online)?;
     if updated.is_empty() {
         change.finish()?;
         return processed(json!({}), failed);
@@ -208,6 +177,7 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
         .iter()
         .map(|r| Ok((r.role.name.clone(), now.add_days(r.expire_days)?)))
         .collect::<Result<Vec<_>>>()?;
+    // Their delegation changed, so even offline roles need new signatures.
     let resigned = Resign {
         targets: &change.targets.signed,
         signer: change.signer.as_ref(),
@@ -222,6 +192,46 @@ fn update(ctx: &Context, payload: &Value) -> Result<TaskResult> {
     change.finish()?;
     let names = updated.iter().map(|r| r.role.name.clone()).collect();
     processed(names_or_empty_dict(names), failed)
+}
+
+/// Replaces the definitions of existing roles with the requested ones;
+/// returns the roles updated and upstream's failure entries.
+fn apply_updates<'r>(
+    delegations: &mut Delegations,
+    request: &'r DelegationRequest,
+    online: &OnlineKey,
+) -> Result<(Vec<&'r RoleRequest>, Vec<Value>)> {
+    let existing: Vec<String> = delegations
+        .roles
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect();
+    let mut updated = Vec::new();
+    let mut failed = Vec::new();
+    for (i, requested) in request.roles.iter().enumerate() {
+        let name = &requested.role.name;
+        // Upstream compares every requested role with every existing one, in
+        // order, and reports each mismatch; the API shows those entries.
+        for other in &existing {
+            if other != name {
+                failed.push(json!({
+                    "role": name,
+                    "reason": format!("role {} doesn't exist.", python_repr(&requested.role)),
+                }));
+                continue;
+            }
+            let mut role = requested.role.clone();
+            if let Some(failure) = assign_keys(&mut role, online) {
+                failed.push(failure);
+                continue;
+            }
+            let field = format!("delegations.roles[{i}].keyids");
+            replace_role(delegations, role, request, online, &field)?;
+            updated.push(requested);
+        }
+    }
+    Ok((updated, failed))
 }
 
 /// Puts the new definition of a role in the place of the old one and

@@ -9,15 +9,14 @@
 //! finds every file signed by a key its newest root trusts.
 use serde_json::{json, Value};
 
-use super::context::{bump_and_sign, online_key_of, Context, Publication, Result};
+use super::context::{online_key_of, Context, Publication, Result};
 use super::delegations::delegated_role_names;
 use super::input::{member, metadata};
-use super::resign::{expiries, snapshot_with_changes, versions, Resign};
+use super::resign::{expiries, publish_with_targets, record_versions, Resign};
 use super::result::{done, failed};
 use super::signing::{clear_pending, json_setting, set_online_key, set_pending, threshold_met};
 use super::{Action, Error};
 use crate::backend::TaskResult;
-use crate::db::{RoleName as DbRoleName, RoleUpdate};
 use crate::lock::LockGuard;
 use crate::settings::BootstrapState;
 use crate::tuf::metadata::{Root, Targets};
@@ -147,16 +146,15 @@ fn rotate_online_key(
         offline_too: false,
     }
     .run(ctx, &roles)?;
-    bump_and_sign(&mut targets, ctx.expiry_for("targets")?, signer.as_ref())?;
-
     let mut publication = Publication::default();
-    for (name, md) in &resigned.published {
-        publication.add(name, md)?;
-    }
-    publication.add("targets", &targets)?;
-    let mut changed = versions(&resigned.published);
-    changed.push(("targets".to_owned(), targets.version()));
-    snapshot_with_changes(ctx, &changed, &[], signer.as_ref(), &mut publication)?;
+    publish_with_targets(
+        ctx,
+        &resigned.published,
+        &mut targets,
+        &[],
+        signer.as_ref(),
+        &mut publication,
+    )?;
     publication.add("root", new_root)?;
     publication.commit(ctx, Some(lock))?;
 
@@ -169,9 +167,8 @@ fn rotate_online_key(
 }
 
 /// Points every delegation that used the old online key at the new one,
-/// keeping the order of key ids, and forgets the old key when nothing
-/// uses it any more.
-pub fn replace_online_key(targets: &mut Targets, old: &KeyId, new: &KeyId, key: &Key) {
+/// keeping the order of key ids, and forgets the old key.
+fn replace_online_key(targets: &mut Targets, old: &KeyId, new: &KeyId, key: &Key) {
     let Some(delegations) = targets.delegations.as_mut() else {
         return;
     };
@@ -186,7 +183,6 @@ pub fn replace_online_key(targets: &mut Targets, old: &KeyId, new: &KeyId, key: 
                 .flatten()
                 .map(|r| &mut r.keyids),
         );
-    let mut used_old = false;
     for keyids in keyid_lists {
         if let Some(at) = keyids.iter().position(|k| k == old) {
             if keyids.contains(new) {
@@ -194,31 +190,10 @@ pub fn replace_online_key(targets: &mut Targets, old: &KeyId, new: &KeyId, key: 
             } else {
                 keyids[at] = new.clone();
             }
-            used_old = true;
         }
     }
     delegations.keys.remove(old);
-    if used_old || !delegations.keys.contains_key(new) {
-        delegations.keys.insert(new.clone(), key.clone());
-    }
-}
-
-/// The database rows of re-published roles get their new version and
-/// expiry, as the stored files have them.
-pub fn record_versions(ctx: &Context, published: &[(String, Metadata<Targets>)]) -> Result<()> {
-    if published.is_empty() {
-        return Ok(());
-    }
-    let updates: Vec<RoleUpdate> = published
-        .iter()
-        .map(|(name, md)| RoleUpdate {
-            name: DbRoleName::from(name.as_str()),
-            version: md.version(),
-            expires: md.expires().to_system_time(),
-        })
-        .collect();
-    ctx.db.update_roles(&updates)?;
-    Ok(())
+    delegations.keys.insert(new.clone(), key.clone());
 }
 
 /// A root still waiting for signatures at or below the version just

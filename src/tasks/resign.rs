@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use super::context::{bump_and_sign, timestamp_for, Context, Publication, Result};
 use super::signing::{pending, pending_metadata, threshold_met};
 use super::Error;
+use crate::db::{RoleName as DbRoleName, RoleUpdate};
 use crate::storage::RoleName;
 use crate::tuf::metadata::{MetaFile, Snapshot, Targets};
 use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
@@ -128,6 +129,24 @@ pub fn expiries(ctx: &Context, roles: &[String], bins: bool) -> Result<Vec<(Stri
         .collect()
 }
 
+/// The database rows of re-published roles get their new version and
+/// expiry, as the stored files have them.
+pub fn record_versions(ctx: &Context, published: &[(String, Metadata<Targets>)]) -> Result<()> {
+    if published.is_empty() {
+        return Ok(());
+    }
+    let updates: Vec<RoleUpdate> = published
+        .iter()
+        .map(|(name, md)| RoleUpdate {
+            name: DbRoleName::from(name.as_str()),
+            version: md.version(),
+            expires: md.expires().to_system_time(),
+        })
+        .collect();
+    ctx.db.update_roles(&updates)?;
+    Ok(())
+}
+
 /// Runs `work` over `items` on every core, keeping the order of `items`.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
@@ -178,12 +197,27 @@ pub fn snapshot_with_changes(
     Ok(snapshot.version())
 }
 
-/// The (role, version) entries snapshot records for published roles.
-pub fn versions(roles: &[(String, Metadata<Targets>)]) -> Vec<(String, Version)> {
-    roles
-        .iter()
-        .map(|(name, md)| (name.clone(), md.version()))
-        .collect()
+/// Adds to `publication`, in publishing order: `roles`, `targets` with a
+/// new version and expiry, and a snapshot recording both (and forgetting
+/// `removed` roles) with its timestamp.
+pub fn publish_with_targets(
+    ctx: &Context,
+    roles: &[(String, Metadata<Targets>)],
+    targets: &mut Metadata<Targets>,
+    removed: &[String],
+    signer: &dyn Signer,
+    publication: &mut Publication,
+) -> Result<()> {
+    bump_and_sign(targets, ctx.expiry_for("targets")?, signer)?;
+    let mut changed = Vec::with_capacity(roles.len() + 1);
+    for (name, md) in roles {
+        publication.add(name, md)?;
+        changed.push((name.clone(), md.version()));
+    }
+    publication.add("targets", targets)?;
+    changed.push(("targets".to_owned(), targets.version()));
+    snapshot_with_changes(ctx, &changed, removed, signer, publication)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::bootstrap;
 use super::context::{Context, Publication, Result};
 use super::input::{check_signing_role, parse, required, string};
 use super::metadata_update;
-use super::resign::{latest, snapshot_with_changes};
+use super::resign::{latest, record_versions, snapshot_with_changes};
 use super::result::{done, failed};
 use super::signing::{
     clear_pending, pending, pending_metadata, set_pending, signature_is_valid, threshold_met,
@@ -162,7 +162,7 @@ fn delegated_role(
     )?;
     publication.commit(ctx, Some(&mut lock))?;
     clear_pending(ctx, role)?;
-    metadata_update::record_versions(ctx, &[(role.to_owned(), md)])?;
+    record_versions(ctx, &[(role.to_owned(), md)])?;
     lock.release()?;
     processed("update", format!("Role {role} signing complete"))
 }
