@@ -285,6 +285,68 @@ fn updating_roles_every_row() {
         5
     );
     assert!(!files(&dep).contains(&"5.targets.json".to_owned()));
+
+    // Production drops JC: the key goes, and the role (never published)
+    // waits for JH alone.
+    let mut one_key = update;
+    one_key["delegations"]["roles"] = json!([{
+        "name": "production", "terminating": true, "keyids": [JH], "threshold": 1,
+        "paths": ["production/*"], "x-rstuf-expire-policy": 7
+    }]);
+    let record = delegation(&dep, one_key);
+    assert_eq!(
+        record["result"]["details"]["delegated_roles"],
+        json!(["production"])
+    );
+    let keys = file(&dep, "5.targets.json")["signed"]["delegations"]["keys"].clone();
+    assert_eq!(
+        keys.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [JH, ONLINE_ECDSA]
+    );
+    let pending = json_setting(&dep, "PRODUCTION_SIGNING").unwrap();
+    assert_eq!(pending["signatures"], json!([]));
+    let signature = sign(&pending, &[JH]).remove(0);
+    let (_, record) = run_task(
+        &dep,
+        "sign_metadata",
+        json!({"role": "production", "signature": signature}),
+    );
+    assert_eq!(
+        record["result"]["details"]["update"],
+        "Role production signing complete"
+    );
+    assert_client_sees(&dep, [1, 6, 6, 5], &[("production/app.bin", false)]);
+}
+
+#[test]
+fn a_role_with_online_and_offline_keys_waits_signed_online() {
+    let dep = Deployment::new();
+    let _worker = dep.start_worker(&[]);
+    bootstrap_custom(&dep);
+    let mut add = payload_vector("metadata_delegation-add");
+    add["delegations"]["roles"] = json!([{
+        "name": "mixed", "terminating": true, "keyids": [ONLINE_ECDSA, JH],
+        "threshold": 2, "paths": ["mixed/*"], "x-rstuf-expire-policy": 10
+    }]);
+    let record = delegation(&dep, add);
+    assert_processed(&record, json!(["mixed"]), json!([]));
+    let pending = json_setting(&dep, "MIXED_SIGNING").unwrap();
+    assert_eq!(signers(&pending), [ONLINE_ECDSA]);
+    assert_expires_in_days(&pending["signed"]["expires"], 10);
+    assert!(!files(&dep).contains(&"1.mixed.json".to_owned()));
+
+    let signature = sign(&pending, &[JH]).remove(0);
+    let (_, record) = run_task(
+        &dep,
+        "sign_metadata",
+        json!({"role": "mixed", "signature": signature}),
+    );
+    assert_eq!(
+        record["result"]["details"]["update"],
+        "Role mixed signing complete"
+    );
+    assert_eq!(signers(&file(&dep, "1.mixed.json")), [ONLINE_ECDSA, JH]);
+    assert_client_sees(&dep, [1, 3, 3, 2], &[("mixed/app.bin", false)]);
 }
 
 #[test]
