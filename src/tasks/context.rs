@@ -160,7 +160,7 @@ pub fn online_key_of(root: &Root) -> Result<(KeyId, Key)> {
 }
 
 pub fn role_name(role: &str) -> Result<RoleName> {
-    RoleName::new(role).map_err(|e| Error::Repository(e.to_string()))
+    Ok(RoleName::new(role)?)
 }
 
 /// New metadata to make visible together, kept in publishing order.

@@ -22,6 +22,16 @@ pub enum Error {
     Repository(String),
     /// An action this build does not run yet.
     NotImplemented(super::Action),
+
+    // --- repository actions (bootstrap, signing, root, delegations) ------
+    /// An exception upstream's worker raises with these exact words (the
+    /// API shows them), e.g. tuf's `RepositoryError` for a custom-role
+    /// change on a hash-bin repository.
+    Raised {
+        module: &'static str,
+        exc_type: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
@@ -49,6 +59,9 @@ impl Error {
             Error::Lock(_) => Failure::new("redis.exceptions", "LockError", message),
             Error::Db(_) => Failure::new("sqlalchemy.exc", "OperationalError", message),
             Error::NotImplemented(_) => Failure::new("builtins", "NotImplementedError", message),
+            Error::Raised {
+                module, exc_type, ..
+            } => Failure::new(module, exc_type, message),
             Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) => {
                 Failure::new("builtins", "RuntimeError", message)
             }
@@ -74,6 +87,7 @@ impl fmt::Display for Error {
             Error::NotImplemented(action) => {
                 write!(f, "action {action} is not implemented by this worker yet")
             }
+            Error::Raised { message, .. } => f.write_str(message),
         }
     }
 }
@@ -97,6 +111,12 @@ from_module_error!(
     Lock(lock::Error),
     Tuf(tuf::Error)
 );
+
+impl From<tuf::InvalidRoleName> for Error {
+    fn from(e: tuf::InvalidRoleName) -> Error {
+        Error::Repository(e.to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -13,9 +13,18 @@ use serde_json::Value;
 use crate::backend::{Failure, Progress, TaskResult};
 use crate::celery::TaskId;
 
+mod bootstrap;
 pub mod context;
+mod delegations;
+mod delete_sign_metadata;
 mod error;
+mod input;
+mod metadata_delegation;
+mod metadata_update;
+mod resign;
 mod result;
+mod sign_metadata;
+mod signing;
 mod update_settings;
 
 pub use context::Context;
@@ -142,7 +151,6 @@ fn dispatch(
     action: Action,
     payload: Option<&Value>,
 ) -> Result<TaskResult, Error> {
-    let _ = req;
     // Only publish_artifacts may be sent without a payload (the API does).
     let payload = match (action, payload) {
         (_, Some(Value::Object(_))) => payload.unwrap_or(&Value::Null),
@@ -157,6 +165,11 @@ fn dispatch(
     };
     match action {
         Action::UpdateSettings => update_settings::run(ctx, payload),
+        Action::Bootstrap => bootstrap::run(ctx, req.id, payload),
+        Action::SignMetadata => sign_metadata::run(ctx, payload),
+        Action::DeleteSignMetadata => delete_sign_metadata::run(ctx, payload),
+        Action::MetadataUpdate => metadata_update::run(ctx, payload),
+        Action::MetadataDelegation => metadata_delegation::run(ctx, payload),
         other => Err(Error::NotImplemented(other)),
     }
 }
