@@ -2,6 +2,7 @@
 //! together. Everything with behaviour lives in the library.
 use std::num::{NonZeroU16, NonZeroUsize};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{error, info};
@@ -187,13 +188,16 @@ fn run(config: &Config) -> Result<(), String> {
         config.redis.url(config.redis.db_result),
     ))
     .map_err(|e| e.to_string())?;
-    let worker = Worker::new(context(config)?, backend, &config.worker_id);
+    let ctx = Arc::new(context(config)?);
+    tasks::start_publisher(ctx.clone())
+        .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
+    let worker = Worker::new(ctx.clone(), config.bump_ttl, backend, &config.worker_id);
     if config
         .queues
         .iter()
         .any(|q| q == QueueName::RSTUF_INTERNALS)
     {
-        start_beat(config, &shutdown)?;
+        start_beat(config, &shutdown, ctx)?;
     }
     info!(
         "rstuf-worker {} consuming {:?} with {} threads",
@@ -208,7 +212,7 @@ fn run(config: &Config) -> Result<(), String> {
 }
 
 /// The periodic bump; like upstream's beat it lives with `rstuf_internals`.
-fn start_beat(config: &Config, shutdown: &Shutdown) -> Result<(), String> {
+fn start_beat(config: &Config, shutdown: &Shutdown, ctx: Arc<Context>) -> Result<(), String> {
     let locks = LockClient::new(&LockConfig {
         url: config.redis.url(config.redis.db_lock),
     })
@@ -220,10 +224,11 @@ fn start_beat(config: &Config, shutdown: &Shutdown) -> Result<(), String> {
         schedule::DEFAULT_CLAIM_TTL,
     )
     .map_err(|e| e.to_string())?;
+    let bor_ttl = config.bump_ttl;
     beat::spawn(
         claimer,
         shutdown.clone(),
-        || match tasks::bump_online_roles() {
+        move || match tasks::bump_online_roles(&ctx, bor_ttl) {
             Ok(roles) => info!("periodic bump: bumped {roles:?}"),
             Err(failure) => error!("periodic bump failed: {}", failure.exc_message.join("; ")),
         },

@@ -22,6 +22,10 @@ pub enum Error {
     Repository(String),
     /// An action this build does not run yet.
     NotImplemented(super::Action),
+    // --- artifact actions (issue 5, helper B) ---
+    /// An exception already in the form the API shows, e.g. a publication
+    /// round's failure handed to every task that waited for it.
+    Raised(Failure),
 }
 
 impl Error {
@@ -49,6 +53,7 @@ impl Error {
             Error::Lock(_) => Failure::new("redis.exceptions", "LockError", message),
             Error::Db(_) => Failure::new("sqlalchemy.exc", "OperationalError", message),
             Error::NotImplemented(_) => Failure::new("builtins", "NotImplementedError", message),
+            Error::Raised(failure) => failure,
             Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) => {
                 Failure::new("builtins", "RuntimeError", message)
             }
@@ -74,6 +79,12 @@ impl fmt::Display for Error {
             Error::NotImplemented(action) => {
                 write!(f, "action {action} is not implemented by this worker yet")
             }
+            Error::Raised(failure) => write!(
+                f,
+                "{}: {}",
+                failure.exc_type,
+                failure.exc_message.join("; ")
+            ),
         }
     }
 }

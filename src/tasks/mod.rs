@@ -13,13 +13,26 @@ use serde_json::Value;
 use crate::backend::{Failure, Progress, TaskResult};
 use crate::celery::TaskId;
 
+mod add_artifacts;
+mod artifacts;
+mod bump_online_roles;
 pub mod context;
 mod error;
+mod force_online_metadata_update;
+mod publish_artifacts;
+pub mod publisher;
+mod pyrepr;
+mod remove_artifacts;
 mod result;
+mod round;
+mod routing;
 mod update_settings;
+mod waiting;
 
+pub use bump_online_roles::bump_online_roles;
 pub use context::Context;
 pub use error::Error;
+pub use publisher::start as start_publisher;
 
 /// Every action the API (or our own worker) sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +155,6 @@ fn dispatch(
     action: Action,
     payload: Option<&Value>,
 ) -> Result<TaskResult, Error> {
-    let _ = req;
     // Only publish_artifacts may be sent without a payload (the API does).
     let payload = match (action, payload) {
         (_, Some(Value::Object(_))) => payload.unwrap_or(&Value::Null),
@@ -157,18 +169,12 @@ fn dispatch(
     };
     match action {
         Action::UpdateSettings => update_settings::run(ctx, payload),
+        Action::AddArtifacts => add_artifacts::run(ctx, req, payload),
+        Action::RemoveArtifacts => remove_artifacts::run(ctx, req, payload),
+        Action::PublishArtifacts => publish_artifacts::run(payload),
+        Action::ForceOnlineMetadataUpdate => force_online_metadata_update::run(ctx, payload),
         other => Err(Error::NotImplemented(other)),
     }
-}
-
-/// The periodic and forced refresh of online roles before they expire;
-/// returns the roles it re-signed.
-pub fn bump_online_roles() -> Result<Vec<String>, Failure> {
-    Err(Failure::new(
-        "builtins",
-        "NotImplementedError",
-        "bump_online_roles is not implemented by this worker yet",
-    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,217 @@
+//! Repositories in known states, built from the shared vectors rather than
+//! by our own bootstrap: metadata files, settings hash and database rows
+//! exactly as upstream's Python worker leaves them. A test that starts from
+//! here also proves the worker carries on a repository Python created.
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use super::services::Deployment;
+use super::{run_python, shared};
+
+/// The task id the fixture records as the finished bootstrap (`BOOTSTRAP`).
+pub const BOOTSTRAP_TASK: &str = "f1x7ure0b0075724p0000000000000001";
+
+/// Expiry of every role in `repo-bins/1-after-bootstrap`.
+pub const VECTOR_EXPIRY: &str = "2036-01-01 00:00:00";
+
+/// The online key of the vector repositories (`fn:online-ed25519.pem`).
+pub const ONLINE_KEYID: &str = "9e5a93a998845599e5065a1164a0bd9cbfec78b12bb38730a46bc24825c6a4c1";
+
+/// The 16 hash bins of `repo-bins`.
+pub fn bin_names() -> Vec<String> {
+    (0..16).map(|n| format!("bins-{n:x}")).collect()
+}
+
+/// Installs `repo-bins/1-after-bootstrap` in `dep`: metadata files in its
+/// storage, the settings hash of the finished bootstrap in its Redis
+/// database, and the schema plus one row per bin (version 1) in its
+/// PostgreSQL database. Call it before starting workers.
+pub fn install_bins_after_bootstrap(dep: &Deployment) {
+    copy_metadata(
+        &shared("vectors/tuf/repo-bins/1-after-bootstrap"),
+        dep.storage.path(),
+    );
+    write_final_bootstrap_settings(dep);
+    migrate(dep);
+    let mut db = dep.sql();
+    for name in bin_names() {
+        db.execute(
+            "INSERT INTO rstuf_target_roles (rolename, expires, version, active, last_update) \
+             VALUES ($1, $2::text::timestamp, 1, true, now() AT TIME ZONE 'UTC')",
+            &[&name, &VECTOR_EXPIRY],
+        )
+        .unwrap();
+    }
+}
+
+/// Every `*.json` metadata file of a vector folder (not its manifest).
+fn copy_metadata(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") && name != "manifest.json" {
+            // Written, not copied: the vectors are read-only and the worker
+            // replaces timestamp.json.
+            std::fs::write(to.join(&name), std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+}
+
+/// The hash after upstream's `_bootstrap_finalize`, with our task id.
+fn write_final_bootstrap_settings(dep: &Deployment) {
+    let doc: Value = serde_json::from_slice(
+        &std::fs::read(shared("vectors/settings/after-bootstrap-bins.json")).unwrap(),
+    )
+    .unwrap();
+    let last = doc["steps"].as_array().unwrap().last().unwrap();
+    let fields = last["HGETALL DYNACONF_MAIN"].as_object().unwrap();
+    let mut owned: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    for (key, value) in &mut owned {
+        if key == "BOOTSTRAP" {
+            *value = BOOTSTRAP_TASK.to_owned();
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    dep.set_settings(&borrowed);
+}
+
+/// `rstuf-worker migrate` against the deployment's database.
+pub fn migrate(dep: &Deployment) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+        .arg("migrate")
+        .envs(dep.env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rstuf-worker migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Deployment {
+    /// A connection to the deployment's PostgreSQL database.
+    pub fn sql(&self) -> postgres::Client {
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port=5432 user=postgres dbname={}",
+                self.db.name
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    }
+
+    /// `(version, expires)` of a role's row.
+    pub fn role_row(&self, role: &str) -> (i32, SystemTime) {
+        let row = self
+            .sql()
+            .query_one(
+                "SELECT version, expires FROM rstuf_target_roles WHERE rolename = $1",
+                &[&role],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    /// `(path, action, published)` of every artifact row, by path.
+    pub fn artifact_rows(&self) -> Vec<(String, String, bool)> {
+        self.sql()
+            .query(
+                "SELECT path, action::text, published FROM rstuf_target_files ORDER BY path",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    /// Parsed metadata of `<version>.<role>.json` (or `timestamp.json`).
+    pub fn metadata(&self, file: &str) -> Value {
+        let path = self.storage.path().join(file);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The newest version of a role's metadata file in storage.
+    pub fn latest_version(&self, role: &str) -> u64 {
+        let suffix = format!(".{role}.json");
+        std::fs::read_dir(self.storage.path())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_suffix(&suffix)?.parse::<u64>().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What python-tuf's ngclient makes of the storage: a fresh client
+    /// trusting `1.root.json` refreshes, then looks up each path.
+    pub fn ngclient(&self, paths: &[&str]) -> ClientView {
+        let script = shared("vectors/tuf/check_with_ngclient.py");
+        let mut args = vec![self.storage.path().to_str().unwrap()];
+        args.extend_from_slice(paths);
+        let out = run_python(&script, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            stdout.starts_with("refresh OK"),
+            "ngclient refresh failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut view = ClientView {
+            refresh: stdout.lines().next().unwrap_or_default().to_owned(),
+            found: Vec::new(),
+            not_found: Vec::new(),
+        };
+        for path in paths {
+            let quoted = python_str_repr(path);
+            if stdout.contains(&format!("found {quoted}:")) {
+                view.found.push(path.to_string());
+            } else {
+                view.not_found.push(path.to_string());
+            }
+        }
+        view
+    }
+}
+
+/// What the client saw.
+#[derive(Debug)]
+pub struct ClientView {
+    /// `refresh OK: root v1, timestamp vN, snapshot vN, targets vN`.
+    pub refresh: String,
+    pub found: Vec<String>,
+    pub not_found: Vec<String>,
+}
+
+/// Python's `repr()` of the test paths (no quotes or escapes in them).
+fn python_str_repr(s: &str) -> String {
+    assert!(
+        !s.contains(['\'', '\\', '\n']),
+        "test path needs escaping: {s}"
+    );
+    format!("'{s}'")
+}
+
+/// Waits until `check` holds, polling.
+pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
