@@ -205,9 +205,49 @@ fn run(config: &Config) -> Result<(), String> {
         config.queues,
         config.threads
     );
-    broker::run(&broker, &shutdown, |delivery| worker.handle(delivery))
-        .map_err(|e| e.to_string())?;
+    consume_each_queue_apart(&broker, &shutdown, &worker)?;
     info!("stopped");
+    Ok(())
+}
+
+/// One consumer pool per queue. A task waiting for a publication (an
+/// add_artifacts with `publish_artifacts: false`) holds its thread, and a
+/// thread's consumer of another queue keeps what it prefetched: with both
+/// queues on one thread, the publish_artifacts that would end the wait
+/// could sit behind the wait forever.
+fn consume_each_queue_apart(
+    broker: &BrokerConfig,
+    shutdown: &Shutdown,
+    worker: &Worker,
+) -> Result<(), String> {
+    let pools: Vec<BrokerConfig> = broker
+        .queues
+        .iter()
+        .map(|queue| BrokerConfig {
+            queues: vec![queue.clone()],
+            ..broker.clone()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let running: Vec<_> = pools
+            .iter()
+            .map(|pool| {
+                scope.spawn(move || {
+                    let ended = broker::run(pool, shutdown, |delivery| worker.handle(delivery));
+                    // One pool failing to start stops the others too.
+                    shutdown.request();
+                    ended.map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|pool| {
+                pool.join()
+                    .unwrap_or_else(|_| Err("a consumer pool crashed".into()))
+            })
+            .collect::<Result<Vec<()>, String>>()
+    })?;
     Ok(())
 }
 

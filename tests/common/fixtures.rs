@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::services::Deployment;
 use super::{run_python, shared};
@@ -34,14 +34,70 @@ pub fn install_bins_after_bootstrap(dep: &Deployment) {
         &shared("vectors/tuf/repo-bins/1-after-bootstrap"),
         dep.storage.path(),
     );
-    write_final_bootstrap_settings(dep);
+    dep.set_settings(&borrowed(&final_bootstrap_settings()));
     migrate(dep);
+    insert_roles(dep, &bin_names());
+}
+
+/// The online key of `repo-custom` (ECDSA P-256, `fn:cb20fa…`).
+pub const CUSTOM_ONLINE_KEYID: &str =
+    "cb20fa1061dde8e6267e0bef0981766aaadae168e917030f7f26edc7a0bab9c2";
+
+/// Installs `repo-custom/1-after-bootstrap-and-signing` (custom roles
+/// `dev` (online, `dev/*`), `production` (offline, `production/*`),
+/// `default` (online, `*`)) the same way, with the settings upstream keeps
+/// for such a repository: the bins hash without the bin keys, this
+/// repository's online key and trusted metadata, and each role's
+/// `<ROLE>_EXPIRATION` from its `x-rstuf-expire-policy`.
+pub fn install_custom_after_bootstrap(dep: &Deployment) {
+    let folder = shared("vectors/tuf/repo-custom/1-after-bootstrap-and-signing");
+    copy_metadata(&folder, dep.storage.path());
+    let read = |file: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(folder.join(file)).unwrap()).unwrap()
+    };
+    let (root, targets) = (read("1.root.json"), read("1.targets.json"));
+    let mut online = root["signed"]["keys"][CUSTOM_ONLINE_KEYID].clone();
+    online["keyid"] = json!(CUSTOM_ONLINE_KEYID);
+    let mut fields: Vec<(String, String)> = final_bootstrap_settings()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("BINS_") && k != "NUMBER_OF_DELEGATED_BINS")
+        .filter(|(k, _)| !["ONLINE_KEY", "TRUSTED_ROOT", "TRUSTED_TARGETS"].contains(&k.as_str()))
+        .collect();
+    fields.push(("ONLINE_KEY".into(), format!("@json {online}")));
+    fields.push(("TRUSTED_ROOT".into(), format!("@json {root}")));
+    fields.push(("TRUSTED_TARGETS".into(), format!("@json {targets}")));
+    let mut names = Vec::new();
+    for role in targets["signed"]["delegations"]["roles"]
+        .as_array()
+        .unwrap()
+    {
+        let name = role["name"].as_str().unwrap().to_owned();
+        fields.push((
+            format!("{}_EXPIRATION", name.to_uppercase()),
+            format!("@int {}", role["x-rstuf-expire-policy"]),
+        ));
+        names.push(name);
+    }
+    dep.set_settings(&borrowed(&fields));
+    migrate(dep);
+    insert_roles(dep, &names);
+}
+
+fn borrowed(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// One active row per role, version 1, expiring with the vector files.
+fn insert_roles(dep: &Deployment, names: &[String]) {
     let mut db = dep.sql();
-    for name in bin_names() {
+    for name in names {
         db.execute(
             "INSERT INTO rstuf_target_roles (rolename, expires, version, active, last_update) \
              VALUES ($1, $2::text::timestamp, 1, true, now() AT TIME ZONE 'UTC')",
-            &[&name, &VECTOR_EXPIRY],
+            &[name, &VECTOR_EXPIRY],
         )
         .unwrap();
     }
@@ -60,28 +116,26 @@ fn copy_metadata(from: &Path, to: &Path) {
     }
 }
 
-/// The hash after upstream's `_bootstrap_finalize`, with our task id.
-fn write_final_bootstrap_settings(dep: &Deployment) {
+/// The hash after upstream's `_bootstrap_finalize` of `repo-bins`, with
+/// our task id.
+fn final_bootstrap_settings() -> Vec<(String, String)> {
     let doc: Value = serde_json::from_slice(
         &std::fs::read(shared("vectors/settings/after-bootstrap-bins.json")).unwrap(),
     )
     .unwrap();
     let last = doc["steps"].as_array().unwrap().last().unwrap();
-    let fields = last["HGETALL DYNACONF_MAIN"].as_object().unwrap();
-    let mut owned: Vec<(String, String)> = fields
+    last["HGETALL DYNACONF_MAIN"]
+        .as_object()
+        .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    for (key, value) in &mut owned {
-        if key == "BOOTSTRAP" {
-            *value = BOOTSTRAP_TASK.to_owned();
-        }
-    }
-    let borrowed: Vec<(&str, &str)> = owned
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    dep.set_settings(&borrowed);
+        .map(|(k, v)| {
+            let value = match k.as_str() {
+                "BOOTSTRAP" => BOOTSTRAP_TASK.to_owned(),
+                _ => v.as_str().unwrap().to_owned(),
+            };
+            (k.clone(), value)
+        })
+        .collect()
 }
 
 /// `rstuf-worker migrate` against the deployment's database.
