@@ -517,7 +517,7 @@ fn publish_every_row() {
     assert_eq!(dep.latest_version("snapshot"), 2);
     assert_eq!(record_now(&dep, &add).unwrap()["status"], "RUNNING");
     let client = dep.ngclient(&[&in3, &ine]);
-    assert_eq!(client.not_found, [ine.clone()]);
+    assert_eq!(client.not_found, std::slice::from_ref(&ine));
 
     // Upstream's sub-task payload publishes whatever still waits.
     let id = send_internal(

@@ -25,6 +25,13 @@ pub fn bin_names() -> Vec<String> {
     (0..16).map(|n| format!("bins-{n:x}")).collect()
 }
 
+/// The bin responsible for `path` among the 16.
+pub fn bin_of(path: &str) -> String {
+    rstuf_worker::tuf::hashbins::HashBins::from_count(16)
+        .unwrap()
+        .role_for_path(path)
+}
+
 /// Installs `repo-bins/1-after-bootstrap` in `dep`: metadata files in its
 /// storage, the settings hash of the finished bootstrap in its Redis
 /// database, and the schema plus one row per bin (version 1) in its
