@@ -268,7 +268,7 @@ fn start_beat(config: &Config, shutdown: &Shutdown, ctx: Arc<Context>) -> Result
     beat::spawn(
         claimer,
         shutdown.clone(),
-        move || match tasks::bump_online_roles(&ctx, bor_ttl) {
+        move || match tasks::bump_online_roles(&ctx, bor_ttl, true) {
             Ok(roles) => info!("periodic bump: bumped {roles:?}"),
             Err(failure) => error!("periodic bump failed: {}", failure.exc_message.join("; ")),
         },

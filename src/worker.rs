@@ -135,8 +135,8 @@ impl Worker {
                 })
             }
             // A Python beat's message; its result is a bare list of roles.
-            Task::BumpOnlineRoles { .. } => {
-                let outcome = tasks::bump_online_roles(&self.ctx, self.bump_ttl);
+            Task::BumpOnlineRoles { expired } => {
+                let outcome = tasks::bump_online_roles(&self.ctx, self.bump_ttl, expired);
                 self.finish(request, "bump_online_roles", outcome, started, |roles| {
                     format!("bumped {roles:?}")
                 })

@@ -208,10 +208,14 @@ fn force_with_a_lost_lock_reports_the_timeout() {
 
 /// `app.bump_online_roles` as celery beat sends it; its bare-list result.
 fn bump(dep: &Deployment) -> Value {
+    bump_with(dep, json!({"expired": true}))
+}
+
+fn bump_with(dep: &Deployment, kwargs: Value) -> Value {
     let id = unique("bump");
     dep.send(
         &dep.internals,
-        &json!([{"name": "app.bump_online_roles", "id": id, "kwargs": {"expired": true}}]),
+        &json!([{"name": "app.bump_online_roles", "id": id, "kwargs": kwargs}]),
     );
     let record = dep.wait_for_final(&id, LONG);
     assert_eq!(record["status"], "SUCCESS", "{record}");
@@ -314,5 +318,23 @@ fn bump_resigns_what_expires_soon_and_checks_timestamp_itself() {
     assert_eq!(
         dep.ngclient(&[]).refresh,
         "refresh OK: root v1, timestamp v4, snapshot v3, targets v2"
+    );
+}
+
+#[test]
+fn bump_without_expired_resigns_every_online_role_like_upstream() {
+    let (dep, _worker) = bootstrapped(&[]);
+    let mut everything: Vec<String> = common::fixtures::bin_names();
+    everything.push("targets".into());
+    // Upstream's default (`expired=False`): all roles, whatever their expiry.
+    assert_eq!(bump_with(&dep, json!({})), json!(everything));
+    assert_eq!(top_versions(&dep), (2, 2, 2));
+    assert_eq!(chain(&dep), (2, 2));
+    for bin in common::fixtures::bin_names() {
+        assert_eq!(dep.latest_version(&bin), 2, "{bin}");
+    }
+    assert_eq!(
+        dep.ngclient(&[]).refresh,
+        "refresh OK: root v1, timestamp v2, snapshot v2, targets v2"
     );
 }

@@ -71,6 +71,8 @@ pub struct Report {
     /// What the bump found expiring and re-signed: delegated roles by name,
     /// then `targets`, `snapshot`, `timestamp` when they themselves expired.
     pub expired: Vec<String>,
+    /// Every delegated role re-signed, by name.
+    pub resigned: Vec<String>,
 }
 
 /// Why a round failed, as each waiting task reports it.

@@ -81,6 +81,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let mut report = Report {
         unpublished_roles: names(&selection.unpublished),
         expired: names(&selection.expiring),
+        resigned: Vec::new(),
     };
     let nothing_asked = !plan.targets && !plan.snapshot && !plan.timestamp && limit.is_none();
     if selection.roles.is_empty() && nothing_asked {
@@ -90,6 +91,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let signer = ctx.online_signer()?;
     let mut targets = ctx.load::<Targets>("targets")?;
     let jobs = jobs(ctx, &targets.signed, &selection.roles, signer.as_ref())?;
+    report.resigned = jobs.iter().map(|j| j.files.role.name.0.clone()).collect();
     let mut publication = Publication::default();
     let mut changed: Vec<(String, Version)> = Vec::new();
     let mut role_updates = Vec::new();
