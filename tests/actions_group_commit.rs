@@ -209,3 +209,25 @@ fn adding_one_artifact_is_fast() {
     );
     assert!(took[7] < Duration::from_secs(2), "{took:?}");
 }
+
+/// Issue 6's target for a forced bump of 16384 bins (2 s). Run with
+/// `cargo test --release --test actions_group_commit -- --ignored`.
+#[test]
+#[ignore = "performance measurement; run in release"]
+fn forced_bump_of_16384_bins() {
+    let dep = Deployment::new();
+    common::fixtures::install_generated_bins(&dep, 16384);
+    let _worker = dep.start_worker(&[]);
+    let start = Instant::now();
+    let id = dep.send_action("force_online_metadata_update", json!({"roles": ["bins"]}));
+    let record = dep.wait_for_final(&id, Duration::from_secs(600));
+    let took = start.elapsed();
+    assert_eq!(
+        record["result"]["details"],
+        json!({"updated_roles": ["snapshot", "timestamp", "bins"]})
+    );
+    eprintln!("forced bump of 16384 bins: {took:?}");
+    assert_eq!(dep.latest_version("bins-3fff"), 2);
+    assert_eq!(dep.latest_version("snapshot"), 2);
+    dep.ngclient(&[]);
+}

@@ -99,15 +99,87 @@ fn borrowed(fields: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// One active row per role, version 1, expiring with the vector files.
 fn insert_roles(dep: &Deployment, names: &[String]) {
-    let mut db = dep.sql();
-    for name in names {
-        db.execute(
+    dep.sql()
+        .execute(
             "INSERT INTO rstuf_target_roles (rolename, expires, version, active, last_update) \
-             VALUES ($1, $2::text::timestamp, 1, true, now() AT TIME ZONE 'UTC')",
-            &[name, &VECTOR_EXPIRY],
+             SELECT name, $2::text::timestamp, 1, true, now() AT TIME ZONE 'UTC' \
+             FROM unnest($1::varchar[]) AS name",
+            &[&names, &VECTOR_EXPIRY],
         )
         .unwrap();
+}
+
+/// Like [`install_bins_after_bootstrap`] with `count` bins: the vector
+/// root, and targets, bins, snapshot and timestamp generated and signed
+/// with the vector online key (for sizes no vector has, e.g. 16384).
+pub fn install_generated_bins(dep: &Deployment, count: u64) {
+    use rstuf_worker::tuf::hashbins::HashBins;
+    use rstuf_worker::tuf::metadata::{
+        Delegations, MetaFile, Root, Signed, Snapshot, SuccinctRoles, Targets, Timestamp,
+    };
+    use rstuf_worker::tuf::{load_online_signer, KeyId, Metadata, Signer, UtcTime, Version};
+    use std::collections::BTreeMap;
+
+    let dir = dep.storage.path();
+    let root_bytes = std::fs::read(shared(
+        "vectors/tuf/repo-bins/1-after-bootstrap/1.root.json",
+    ))
+    .unwrap();
+    std::fs::write(dir.join("1.root.json"), &root_bytes).unwrap();
+    let root = Metadata::<Root>::from_file_bytes(&root_bytes).unwrap();
+    let keyid = KeyId::from(ONLINE_KEYID);
+    let key = root.signed.keys[&keyid].clone();
+    let signer = load_online_signer(dep.keys.path(), &keyid, &key).unwrap();
+    let write = |name: &str, md: &mut dyn FnMut(&dyn Signer) -> Vec<u8>| {
+        std::fs::write(dir.join(name), md(signer.as_ref())).unwrap();
+    };
+    fn signed<T: Signed>(signed: T, signer: &dyn Signer) -> Vec<u8> {
+        let mut md = Metadata::new(signed);
+        md.sign(signer).unwrap();
+        md.to_file_bytes().unwrap()
     }
+    let expires = UtcTime::parse("2036-01-01T00:00:00Z").unwrap();
+    let bins = HashBins::from_count(count).unwrap();
+    let mut targets = Targets::new(Version(1), expires);
+    targets.delegations = Some(Delegations {
+        keys: BTreeMap::from([(keyid.clone(), key.clone())]),
+        roles: None,
+        succinct_roles: Some(SuccinctRoles {
+            bit_length: bins.bit_length(),
+            name_prefix: "bins".into(),
+            keyids: vec![keyid.clone()],
+            threshold: 1,
+            extra: Default::default(),
+        }),
+        extra: Default::default(),
+    });
+    write("1.targets.json", &mut |s| signed(targets.clone(), s));
+    let mut snapshot = Snapshot::new(Version(1), expires);
+    snapshot
+        .meta
+        .insert("targets.json".into(), MetaFile::new(Version(1)));
+    let names: Vec<String> = bins.roles().map(|(_, name)| name).collect();
+    for name in &names {
+        write(&format!("1.{name}.json"), &mut |s| {
+            signed(Targets::new(Version(1), expires), s)
+        });
+        snapshot
+            .meta
+            .insert(format!("{name}.json"), MetaFile::new(Version(1)));
+    }
+    write("1.snapshot.json", &mut |s| signed(snapshot.clone(), s));
+    let timestamp = Timestamp::new(Version(1), expires, MetaFile::new(Version(1)));
+    write("timestamp.json", &mut |s| signed(timestamp.clone(), s));
+
+    let mut settings = final_bootstrap_settings();
+    for (name, value) in &mut settings {
+        if name == "NUMBER_OF_DELEGATED_BINS" {
+            *value = format!("@int {count}");
+        }
+    }
+    dep.set_settings(&borrowed(&settings));
+    migrate(dep);
+    insert_roles(dep, &names);
 }
 
 /// Every `*.json` metadata file of a vector folder (not its manifest).
