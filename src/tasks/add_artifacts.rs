@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::artifacts::{artifacts_of, list, new_artifacts, publish_requested, NewArtifact};
 use super::context::{Context, Result};
-use super::publisher::{publisher, Plan};
 use super::result::{done, failed};
 use super::waiting::{self, Awaited};
 use super::{routing, Action, Error, Request};
@@ -54,9 +53,7 @@ pub fn run(ctx: &Context, req: &Request, payload: &Value) -> Result<TaskResult> 
         }
     }
     if waiting {
-        let round =
-            publish_requested(payload).then(|| publisher().map(|p| p.submit(Plan::unpublished())));
-        waiting::until_published(ctx, req, &awaited, round.transpose()?)?;
+        waiting::publish_and_wait(ctx, req, &awaited, publish_requested(payload))?;
     }
     done(
         Action::AddArtifacts,

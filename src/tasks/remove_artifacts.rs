@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::artifacts::{artifacts_of, list, paths, publish_requested};
 use super::context::{Context, Result};
-use super::publisher::{publisher, Plan};
 use super::result::{done, failed};
 use super::waiting::{self, Awaited};
 use super::{routing, Action, Request};
@@ -82,9 +81,7 @@ pub fn run(ctx: &Context, req: &Request, payload: &Value) -> Result<TaskResult> 
         ctx.db.remove_files(&to_remove)?;
     }
     if !deleted.is_empty() {
-        let round =
-            publish_requested(payload).then(|| publisher().map(|p| p.submit(Plan::unpublished())));
-        waiting::until_published(ctx, req, &awaited, round.transpose()?)?;
+        waiting::publish_and_wait(ctx, req, &awaited, publish_requested(payload))?;
     }
     done(
         Action::RemoveArtifacts,

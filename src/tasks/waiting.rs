@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::context::{Context, Result};
-use super::publisher::{publisher, Ticket};
+use super::publisher::{publisher, Plan, Ticket};
 use super::pyrepr::list_repr;
 use super::{Error, Request};
 use crate::backend::{Failure, Progress, Timestamp};
@@ -66,10 +66,26 @@ impl Awaited {
     }
 }
 
+/// Asks this process's publisher for a round when `publish` (where
+/// upstream sends its publish sub-task), then waits until every awaited
+/// row is published; without `publish`, until someone else publishes them.
+pub fn publish_and_wait(
+    ctx: &Context,
+    req: &Request,
+    awaited: &Awaited,
+    publish: bool,
+) -> Result<()> {
+    let round = match publish {
+        true => Some(publisher()?.submit(Plan::unpublished())),
+        false => None,
+    };
+    until_published(ctx, req, awaited, round)
+}
+
 /// Blocks until every awaited row is published. `round` is the publisher
 /// round the task asked for, if any; its failure fails the task the way
 /// upstream's failed publish sub-task does (ChordError).
-pub fn until_published(
+fn until_published(
     ctx: &Context,
     req: &Request,
     awaited: &Awaited,
