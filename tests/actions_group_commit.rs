@@ -73,6 +73,7 @@ fn fifty_concurrent_adds_share_a_few_publications() {
         assert_added(&dep, id, path);
     }
     let publications = dep.latest_version("snapshot") - 1;
+    eprintln!("50 concurrent additions: {publications} publication(s)");
     assert!(
         (1..=15).contains(&publications),
         "50 additions took {publications} snapshots"
@@ -230,4 +231,53 @@ fn forced_bump_of_16384_bins() {
     assert_eq!(dep.latest_version("bins-3fff"), 2);
     assert_eq!(dep.latest_version("snapshot"), 2);
     dep.ngclient(&[]);
+}
+
+/// Issue 6's target for adding one artifact (p50 30 ms, send → SUCCESS),
+/// measured by one long-lived Celery client that polls the result every
+/// millisecond. Run with
+/// `cargo test --release --test actions_group_commit -- --ignored`.
+#[test]
+#[ignore = "performance measurement; run in release"]
+fn add_one_artifact_latency() {
+    let dep = Deployment::new();
+    install_bins_after_bootstrap(&dep);
+    let _worker = dep.start_worker(&[]);
+    let script = format!(
+        r#"
+import json, time, uuid, redis
+from celery import Celery
+app = Celery("latency", broker={amqp:?})
+app.conf.broker_heartbeat = 0
+@app.task(name="app.repository_service_tuf_worker", serializer="json")
+def task(action, payload): pass
+results = redis.Redis.from_url({redis:?})
+took = []
+for n in range(40):
+    id = uuid.uuid4().hex
+    payload = {{"artifacts": [{{"path": f"latency/{{n}}.bin", "info": {{"length": n, "hashes": {{"sha256": "ab"}}}}}}]}}
+    start = time.perf_counter()
+    task.apply_async(kwargs={{"action": "add_artifacts", "payload": payload}}, task_id=id, queue={queue:?})
+    while b'"SUCCESS"' not in (results.get(f"celery-task-meta-{{id}}") or b""):
+        time.sleep(0.001)
+    took.append(time.perf_counter() - start)
+took = sorted(took[5:])
+print(json.dumps({{"p50_ms": took[len(took) // 2] * 1000, "max_ms": took[-1] * 1000}}))
+"#,
+        amqp = common::services::AMQP,
+        redis = dep.redis.url(),
+        queue = dep.queue,
+    );
+    let out = std::process::Command::new(common::python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("add 1 artifact, send → SUCCESS: {text}");
 }
