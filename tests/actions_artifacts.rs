@@ -210,6 +210,27 @@ fn bad_artifacts_fail_naming_the_field_and_write_nothing() {
     );
     assert!(dep.artifact_rows().is_empty());
     assert_eq!(dep.latest_version("snapshot"), 1);
+
+    // Upstream crashes (AttributeError) when the responsible role has no
+    // row; here the task fails saying so, before writing anything.
+    dep.sql()
+        .execute(
+            "UPDATE rstuf_target_roles SET active = false WHERE rolename = 'bins-f'",
+            &[],
+        )
+        .unwrap();
+    let id = dep.send_action("add_artifacts", payload_vector("add_artifacts"));
+    let record = dep.wait_for_final(&id, LONG);
+    assert_eq!(
+        record["result"],
+        json!({
+            "exc_type": "RuntimeError",
+            "exc_message": ["role 'bins-f' is responsible for artifact 'file1.tar.gz' but has \
+                             no active database row; the database and the targets metadata disagree"],
+            "exc_module": "builtins",
+        })
+    );
+    assert!(dep.artifact_rows().is_empty());
 }
 
 /// A path that falls in `bin` of the 16 bins, distinct per `tag`.

@@ -87,11 +87,11 @@ fn record(
     // last entry; only that one is compared with the stored row.
     let mut last: HashMap<&ArtifactPath, NewFile> = HashMap::new();
     let mut order = Vec::new();
-    for (artifact, role) in routed {
+    for ((artifact, _), role) in routed.iter().zip(role_ids) {
         let file = NewFile {
             path: artifact.path.clone(),
             info: artifact.info.clone(),
-            role: role_ids[role.as_str()],
+            role,
         };
         if last.insert(&artifact.path, file).is_none() {
             order.push(&artifact.path);
@@ -122,11 +122,8 @@ fn unchanged(row: &TargetFile, file: &NewFile) -> bool {
     row.action == TargetAction::Add && row.role == Some(file.role) && row.info == file.info
 }
 
-/// The database id of each responsible role.
-fn role_ids<'a>(
-    ctx: &Context,
-    routed: &'a [(&NewArtifact, String)],
-) -> Result<HashMap<&'a str, RoleId>> {
+/// The database id of each artifact's responsible role, in `routed` order.
+fn role_ids(ctx: &Context, routed: &[(&NewArtifact, String)]) -> Result<Vec<RoleId>> {
     let mut names: Vec<db::RoleName> = routed
         .iter()
         .map(|(_, role)| db::RoleName(role.clone()))
@@ -141,13 +138,14 @@ fn role_ids<'a>(
         .collect();
     routed
         .iter()
-        .map(|(artifact, role)| match found.get(role) {
-            Some(id) => Ok((role.as_str(), *id)),
-            None => Err(Error::Repository(format!(
-                "role '{role}' is responsible for artifact '{}' but has no active database \
-                 row; the database and the targets metadata disagree",
-                artifact.path
-            ))),
+        .map(|(artifact, role)| {
+            found.get(role).copied().ok_or_else(|| {
+                Error::Repository(format!(
+                    "role '{role}' is responsible for artifact '{}' but has no active database \
+                     row; the database and the targets metadata disagree",
+                    artifact.path
+                ))
+            })
         })
         .collect()
 }
