@@ -200,7 +200,7 @@ fn run(config: &Config) -> Result<(), String> {
         start_beat(config, &shutdown, ctx)?;
     }
     info!(
-        "rstuf-worker {} consuming {:?} with {} threads",
+        "rstuf-worker {} consuming {:?} with {} threads per queue",
         env!("CARGO_PKG_VERSION"),
         config.queues,
         config.threads
