@@ -20,7 +20,7 @@ pub mod context;
 mod error;
 mod force_online_metadata_update;
 mod publish_artifacts;
-pub mod publisher;
+mod publisher;
 mod pyrepr;
 mod remove_artifacts;
 mod result;
