@@ -2,6 +2,7 @@
 //! together. Everything with behaviour lives in the library.
 use std::num::{NonZeroU16, NonZeroUsize};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{error, info};
@@ -187,28 +188,71 @@ fn run(config: &Config) -> Result<(), String> {
         config.redis.url(config.redis.db_result),
     ))
     .map_err(|e| e.to_string())?;
-    let worker = Worker::new(context(config)?, backend, &config.worker_id);
+    let ctx = Arc::new(context(config)?);
+    tasks::start_publisher(ctx.clone())
+        .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
+    let worker = Worker::new(ctx.clone(), config.bump_ttl, backend, &config.worker_id);
     if config
         .queues
         .iter()
         .any(|q| q == QueueName::RSTUF_INTERNALS)
     {
-        start_beat(config, &shutdown)?;
+        start_beat(config, &shutdown, ctx)?;
     }
     info!(
-        "rstuf-worker {} consuming {:?} with {} threads",
+        "rstuf-worker {} consuming {:?} with {} threads per queue",
         env!("CARGO_PKG_VERSION"),
         config.queues,
         config.threads
     );
-    broker::run(&broker, &shutdown, |delivery| worker.handle(delivery))
-        .map_err(|e| e.to_string())?;
+    consume_each_queue_apart(&broker, &shutdown, &worker)?;
     info!("stopped");
     Ok(())
 }
 
+/// One consumer pool per queue. A task waiting for a publication (an
+/// add_artifacts with `publish_artifacts: false`) holds its thread, and a
+/// thread's consumer of another queue keeps what it prefetched: with both
+/// queues on one thread, the publish_artifacts that would end the wait
+/// could sit behind the wait forever.
+fn consume_each_queue_apart(
+    broker: &BrokerConfig,
+    shutdown: &Shutdown,
+    worker: &Worker,
+) -> Result<(), String> {
+    let pools: Vec<BrokerConfig> = broker
+        .queues
+        .iter()
+        .map(|queue| BrokerConfig {
+            queues: vec![queue.clone()],
+            ..broker.clone()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let running: Vec<_> = pools
+            .iter()
+            .map(|pool| {
+                scope.spawn(move || {
+                    let ended = broker::run(pool, shutdown, |delivery| worker.handle(delivery));
+                    // One pool failing to start stops the others too.
+                    shutdown.request();
+                    ended.map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|pool| {
+                pool.join()
+                    .unwrap_or_else(|_| Err("a consumer pool crashed".into()))
+            })
+            .collect::<Result<Vec<()>, String>>()
+    })?;
+    Ok(())
+}
+
 /// The periodic bump; like upstream's beat it lives with `rstuf_internals`.
-fn start_beat(config: &Config, shutdown: &Shutdown) -> Result<(), String> {
+fn start_beat(config: &Config, shutdown: &Shutdown, ctx: Arc<Context>) -> Result<(), String> {
     let locks = LockClient::new(&LockConfig {
         url: config.redis.url(config.redis.db_lock),
     })
@@ -220,10 +264,11 @@ fn start_beat(config: &Config, shutdown: &Shutdown) -> Result<(), String> {
         schedule::DEFAULT_CLAIM_TTL,
     )
     .map_err(|e| e.to_string())?;
+    let bor_ttl = config.bump_ttl;
     beat::spawn(
         claimer,
         shutdown.clone(),
-        || match tasks::bump_online_roles() {
+        move || match tasks::bump_online_roles(&ctx, bor_ttl, true) {
             Ok(roles) => info!("periodic bump: bumped {roles:?}"),
             Err(failure) => error!("periodic bump failed: {}", failure.exc_message.join("; ")),
         },

@@ -7,6 +7,7 @@
 //! A result that cannot be stored (Redis down) is retried for a while; if
 //! Redis stays away the message is requeued rather than acked, because an
 //! acked task with no result would leave the API waiting forever.
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -22,16 +23,24 @@ const RESULT_RETRIES: u32 = 8;
 const RESULT_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Worker {
-    ctx: tasks::Context,
+    ctx: Arc<tasks::Context>,
+    /// `RSTUF_BUMP_ONLINE_ROLES_TTL`: how long a bump may hold `BOR`.
+    bump_ttl: Duration,
     backend: ResultBackend,
     /// Celery's node name (`rstuf@<RSTUF_WORKER_ID>`), shown in STARTED.
     node_name: String,
 }
 
 impl Worker {
-    pub fn new(ctx: tasks::Context, backend: ResultBackend, worker_id: &str) -> Worker {
+    pub fn new(
+        ctx: Arc<tasks::Context>,
+        bump_ttl: Duration,
+        backend: ResultBackend,
+        worker_id: &str,
+    ) -> Worker {
         Worker {
             ctx,
+            bump_ttl,
             backend,
             node_name: format!("rstuf@{worker_id}"),
         }
@@ -126,8 +135,8 @@ impl Worker {
                 })
             }
             // A Python beat's message; its result is a bare list of roles.
-            Task::BumpOnlineRoles { .. } => {
-                let outcome = tasks::bump_online_roles();
+            Task::BumpOnlineRoles { expired } => {
+                let outcome = tasks::bump_online_roles(&self.ctx, self.bump_ttl, expired);
                 self.finish(request, "bump_online_roles", outcome, started, |roles| {
                     format!("bumped {roles:?}")
                 })

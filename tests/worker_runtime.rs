@@ -73,7 +73,7 @@ fn a_task_of_a_killed_worker_is_redelivered_to_another() {
     // first worker then hangs inside the task (storing PRE_RUN) until killed.
     let proxy = StallingProxy::to(6379);
     let via_proxy = format!("redis://127.0.0.1:{}/{}", proxy.port, dep.redis.number);
-    let stuck = dep.start_worker_on(&[&dep.queue], &[("RSTUF_REDIS_SERVER", &via_proxy)]);
+    let stuck = dep.start_worker_on(&[&dep.queue], 2, &[("RSTUF_REDIS_SERVER", &via_proxy)]);
     proxy.stall();
     let id = dep.send_action("no_such_action", json!({}));
     let start = std::time::Instant::now();

@@ -415,6 +415,50 @@ fn write_role_updates(tx: &mut postgres::Transaction<'_>, roles: &[RoleUpdate]) 
     )?)
 }
 
+// --- Queries of the artifact actions (issue 5: add/remove/publish) --------
+//
+// The actions read before they write so that a redelivered or repeated
+// request changes no row, and so no version is bumped for nothing.
+
+impl Db {
+    /// The rows stored at `paths` (by path); paths without a row are left out.
+    pub fn files_by_paths(&self, paths: &[ArtifactPath]) -> Result<Vec<TargetFile>> {
+        self.transaction(
+            || format!("read {} artifact(s) {}", paths.len(), sample(paths)),
+            |tx| {
+                let paths: Vec<&str> = paths.iter().map(ArtifactPath::as_str).collect();
+                let rows = tx.query(
+                    &format!(
+                        "SELECT {FILE_COLUMNS} FROM rstuf_target_files \
+                         WHERE path = ANY($1) ORDER BY path"
+                    ),
+                    &[&paths],
+                )?;
+                collect(&rows, file_from_row)
+            },
+        )
+    }
+
+    /// The active roles among `names`, by name; unknown and deactivated
+    /// names are left out.
+    pub fn active_roles_named(&self, names: &[RoleName]) -> Result<Vec<TargetRole>> {
+        self.transaction(
+            || format!("read role(s) {}", sample(names)),
+            |tx| {
+                let names: Vec<&str> = names.iter().map(RoleName::as_str).collect();
+                let rows = tx.query(
+                    &format!(
+                        "SELECT {ROLE_COLUMNS} FROM rstuf_target_roles \
+                         WHERE active AND rolename = ANY($1) ORDER BY rolename"
+                    ),
+                    &[&names],
+                )?;
+                collect(&rows, role_from_row)
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

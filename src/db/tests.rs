@@ -775,3 +775,43 @@ fn an_unreachable_server_is_a_transient_error() {
     let err = Db::connect(&config).err().unwrap();
     assert!(err.is_transient(), "{err}");
 }
+
+// --- queries of the artifact actions (issue 5) --------------------------
+
+#[test]
+fn files_by_paths_returns_the_stored_rows_and_skips_unknown_paths() {
+    let (_test, db) = TestDb::migrated();
+    let (bins0, bins1) = two_roles(&db);
+    let added = db
+        .add_files(&[
+            new_file("z", json!({"length": 2, "hashes": {"sha256": "02"}}), bins1),
+            new_file("a", json!({"length": 1, "hashes": {"sha256": "01"}}), bins0),
+        ])
+        .unwrap();
+    let found = db
+        .files_by_paths(&[
+            ArtifactPath::from("z"),
+            ArtifactPath::from("missing"),
+            ArtifactPath::from("a"),
+        ])
+        .unwrap();
+    let mut expected = added.clone();
+    expected.sort_by(|x, y| x.path.cmp(&y.path));
+    assert_eq!(found, expected);
+    assert!(db.files_by_paths(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn active_roles_named_leaves_out_unknown_and_deactivated_roles() {
+    let (_test, db) = TestDb::migrated();
+    let (bins0, _) = two_roles(&db);
+    assert!(db.deactivate_role(&role_name("bins-1")).unwrap());
+    let roles = db
+        .active_roles_named(&[role_name("bins-1"), role_name("bins-0"), role_name("x")])
+        .unwrap();
+    let found: Vec<(&str, RoleId, u64)> = roles
+        .iter()
+        .map(|r| (r.name.as_str(), r.id, r.version.0))
+        .collect();
+    assert_eq!(found, vec![("bins-0", bins0, 1)]);
+}

@@ -251,3 +251,21 @@ pub fn timestamp_for(
 pub fn remember_targets(ctx: &Context, targets: &Metadata<Targets>) -> Result<()> {
     ctx.set_setting_json("TRUSTED_TARGETS", targets)
 }
+
+// --- Used by the artifact actions and the bump (issue 5, helper B) --------
+
+impl Context {
+    /// Takes the lock `key` if it is free, without waiting (the bump's
+    /// `BOR`, which a second run skips rather than waits for).
+    pub fn try_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockGuard>> {
+        Ok(self.locks.try_acquire(&LockKey::new(key), ttl)?)
+    }
+}
+
+impl Publication {
+    /// Appends a file encoded elsewhere: roles re-signed in parallel encode
+    /// themselves on the thread that signed them.
+    pub fn add_encoded(&mut self, file: MetadataFile, bytes: Vec<u8>) {
+        self.files.push((file, bytes));
+    }
+}

@@ -10,6 +10,7 @@ use super::context::{Context, Result};
 use super::input::{check_role_name, days, parse, required};
 use super::signing::threshold_met;
 use super::Error;
+use crate::backend::Failure;
 use crate::db::NewRole;
 use crate::settings::SettingValue;
 use crate::tuf::crypto::PublicKey;
@@ -334,11 +335,11 @@ pub fn refuse_hash_bins(targets: &Targets, verb: &str) -> Result<()> {
         .as_ref()
         .is_some_and(|d| d.succinct_roles.is_some());
     if bins {
-        return Err(Error::Raised {
-            module: "tuf.api.exceptions",
-            exc_type: "RepositoryError",
-            message: format!("Delegations already using hash-bins, {verb}"),
-        });
+        return Err(Error::Raised(Failure::new(
+            "tuf.api.exceptions",
+            "RepositoryError",
+            format!("Delegations already using hash-bins, {verb}"),
+        )));
     }
     Ok(())
 }

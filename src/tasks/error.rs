@@ -20,18 +20,10 @@ pub enum Error {
     Tuf(tuf::Error),
     /// The repository is not in a state the action can work with.
     Repository(String),
-    /// An action this build does not run yet.
-    NotImplemented(super::Action),
-
-    // --- repository actions (bootstrap, signing, root, delegations) ------
-    /// An exception upstream's worker raises with these exact words (the
-    /// API shows them), e.g. tuf's `RepositoryError` for a custom-role
-    /// change on a hash-bin repository.
-    Raised {
-        module: &'static str,
-        exc_type: &'static str,
-        message: String,
-    },
+    // --- artifact actions (issue 5, helper B) ---
+    /// An exception already in the form the API shows, e.g. a publication
+    /// round's failure handed to every task that waited for it.
+    Raised(Failure),
 }
 
 impl Error {
@@ -58,10 +50,7 @@ impl Error {
             ),
             Error::Lock(_) => Failure::new("redis.exceptions", "LockError", message),
             Error::Db(_) => Failure::new("sqlalchemy.exc", "OperationalError", message),
-            Error::NotImplemented(_) => Failure::new("builtins", "NotImplementedError", message),
-            Error::Raised {
-                module, exc_type, ..
-            } => Failure::new(module, exc_type, message),
+            Error::Raised(failure) => failure,
             Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) => {
                 Failure::new("builtins", "RuntimeError", message)
             }
@@ -84,10 +73,12 @@ impl fmt::Display for Error {
             Error::Lock(e) => write!(f, "{e}"),
             Error::Tuf(e) => write!(f, "{e}"),
             Error::Repository(reason) => f.write_str(reason),
-            Error::NotImplemented(action) => {
-                write!(f, "action {action} is not implemented by this worker yet")
-            }
-            Error::Raised { message, .. } => f.write_str(message),
+            Error::Raised(failure) => write!(
+                f,
+                "{}: {}",
+                failure.exc_type,
+                failure.exc_message.join("; ")
+            ),
         }
     }
 }

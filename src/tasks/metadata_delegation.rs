@@ -26,6 +26,7 @@ use super::resign::{publish_with_targets, record_versions, Resign};
 use super::result::done;
 use super::signing::{clear_pending, set_pending};
 use super::{Action, Error};
+use crate::backend::Failure;
 use crate::backend::TaskResult;
 use crate::lock::LockGuard;
 use crate::settings::{SettingName, SettingValue};
@@ -38,11 +39,11 @@ pub fn run(ctx: &Context, payload: &Value) -> Result<TaskResult> {
         Some("add") => add(ctx, payload),
         Some("update") => update(ctx, payload),
         Some("delete") => delete(ctx, payload),
-        _ => Err(Error::Raised {
-            module: "builtins",
-            exc_type: "ValueError",
-            message: "metadata delegation supports 'add', 'update', 'remove'".into(),
-        }),
+        _ => Err(Error::Raised(Failure::new(
+            "builtins",
+            "ValueError",
+            "metadata delegation supports 'add', 'update', 'remove'",
+        ))),
     }
 }
 

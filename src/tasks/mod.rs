@@ -13,22 +13,35 @@ use serde_json::Value;
 use crate::backend::{Failure, Progress, TaskResult};
 use crate::celery::TaskId;
 
+mod add_artifacts;
+mod artifacts;
 mod bootstrap;
+mod bump_online_roles;
 pub mod context;
 mod delegations;
 mod delete_sign_metadata;
 mod error;
+mod force_online_metadata_update;
 mod input;
 mod metadata_delegation;
 mod metadata_update;
+mod publish_artifacts;
+mod publisher;
+mod pyrepr;
+mod remove_artifacts;
 mod resign;
 mod result;
+mod round;
+mod routing;
 mod sign_metadata;
 mod signing;
 mod update_settings;
+mod waiting;
 
+pub use bump_online_roles::bump_online_roles;
 pub use context::Context;
 pub use error::Error;
+pub use publisher::start as start_publisher;
 
 /// Every action the API (or our own worker) sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,18 +183,11 @@ fn dispatch(
         Action::DeleteSignMetadata => delete_sign_metadata::run(ctx, payload),
         Action::MetadataUpdate => metadata_update::run(ctx, payload),
         Action::MetadataDelegation => metadata_delegation::run(ctx, payload),
-        other => Err(Error::NotImplemented(other)),
+        Action::AddArtifacts => add_artifacts::run(ctx, req, payload),
+        Action::RemoveArtifacts => remove_artifacts::run(ctx, req, payload),
+        Action::PublishArtifacts => publish_artifacts::run(payload),
+        Action::ForceOnlineMetadataUpdate => force_online_metadata_update::run(ctx, payload),
     }
-}
-
-/// The periodic and forced refresh of online roles before they expire;
-/// returns the roles it re-signed.
-pub fn bump_online_roles() -> Result<Vec<String>, Failure> {
-    Err(Failure::new(
-        "builtins",
-        "NotImplementedError",
-        "bump_online_roles is not implemented by this worker yet",
-    ))
 }
 
 #[cfg(test)]

@@ -159,17 +159,31 @@ impl Deployment {
 
     /// Starts a worker on this deployment's queues, with extra variables.
     pub fn start_worker(&self, extra_env: &[(&str, &str)]) -> WorkerProcess {
-        self.start_worker_on(&[&self.queue, &self.internals], extra_env)
+        self.start_worker_on(&[&self.queue, &self.internals], 2, extra_env)
+    }
+
+    /// Starts a worker with `threads` pool threads.
+    pub fn start_worker_with_threads(
+        &self,
+        threads: usize,
+        extra_env: &[(&str, &str)],
+    ) -> WorkerProcess {
+        self.start_worker_on(&[&self.queue, &self.internals], threads, extra_env)
     }
 
     /// Starts a worker consuming only `queues` (without `rstuf_internals`
     /// it runs no periodic bump).
-    pub fn start_worker_on(&self, queues: &[&str], extra_env: &[(&str, &str)]) -> WorkerProcess {
+    pub fn start_worker_on(
+        &self,
+        queues: &[&str],
+        threads: usize,
+        extra_env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let log = self.logs.path().join(format!("{}.log", unique("worker")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"));
         cmd.arg("run")
             .arg("--threads")
-            .arg("2")
+            .arg(threads.to_string())
             .arg("--queues")
             .arg(queues.join(","))
             .envs(self.env())
