@@ -2,7 +2,8 @@
 //! API drives it, with python-tuf's client verifying what is published after
 //! every step: bootstrap pending → signed; concurrent artifact adds; removal;
 //! publish through the API path; settings; forced bump; root rotations that
-//! move the online key ed25519 → ECDSA → RSA; a periodic bump.
+//! move the online key ed25519 → ECDSA → RSA; a periodic bump. Once with
+//! LocalStorage, once with the metadata in an S3 bucket (local moto server).
 mod actions_support;
 mod common;
 
@@ -28,6 +29,7 @@ fn artifact(i: usize) -> (String, Value) {
 /// The client refreshes from 1.root.json and finds exactly `present`, and
 /// none of `absent`.
 fn client_sees(dep: &Deployment, present: &[String], absent: &[String]) {
+    dep.sync_storage();
     let paths: Vec<&str> = present.iter().chain(absent).map(String::as_str).collect();
     let (_, text) = ngclient(dep, &paths);
     assert!(text.contains("refresh OK"), "{text}");
@@ -89,24 +91,32 @@ fn root_v3_with_rsa_online_key() -> Value {
 
 #[test]
 fn a_hash_bin_repository_from_bootstrap_to_key_rotations() {
-    let dep = Deployment::new();
+    lifecycle(&Deployment::new());
+}
+
+#[test]
+fn the_same_lifecycle_with_metadata_in_s3() {
+    lifecycle(&Deployment::new_s3());
+}
+
+fn lifecycle(dep: &Deployment) {
     let _worker = dep.start_worker(&[]);
 
     // Bootstrap below threshold, then the second signature finishes it.
     dep.set_settings(&[("BOOTSTRAP", "pre-0123456789abcdef")]);
     let r = succeeded(
-        &dep,
+        dep,
         "bootstrap",
         payload_vector("bootstrap-bins-pending-signature"),
     );
     assert_eq!(r["details"]["bootstrap"], "Root v1 is pending signature");
     let r = succeeded(
-        &dep,
+        dep,
         "sign_metadata",
         payload_vector("sign_metadata-root-bootstrap"),
     );
     assert_eq!(r["details"]["bootstrap"], "Bootstrap Finished");
-    client_sees(&dep, &[], &[]);
+    client_sees(dep, &[], &[]);
 
     // 100 artifacts in 10 tasks sent at once.
     let artifacts: Vec<(String, Value)> = (0..100).map(artifact).collect();
@@ -122,13 +132,13 @@ fn a_hash_bin_repository_from_bootstrap_to_key_rotations() {
         assert_eq!(record["result"]["message"], "Artifact(s) Added", "{record}");
     }
     let paths: Vec<String> = artifacts.iter().map(|(p, _)| p.clone()).collect();
-    client_sees(&dep, &paths, &[]);
+    client_sees(dep, &paths, &[]);
 
     // Remove ten; the others stay.
     let (gone, kept) = paths.split_at(10);
-    let r = succeeded(&dep, "remove_artifacts", json!({"artifacts": gone}));
+    let r = succeeded(dep, "remove_artifacts", json!({"artifacts": gone}));
     assert_eq!(r["details"]["deleted_artifacts"], json!(gone));
-    client_sees(&dep, kept, gone);
+    client_sees(dep, kept, gone);
 
     // Added without publishing, then published through the API's path.
     let (late, late_artifact) = artifact(1000);
@@ -142,11 +152,11 @@ fn a_hash_bin_repository_from_bootstrap_to_key_rotations() {
     dep.send(&dep.internals, &publish);
     let record = dep.wait_for_final(&waiting, Duration::from_secs(60));
     assert_eq!(record["result"]["message"], "Artifact(s) Added", "{record}");
-    client_sees(&dep, std::slice::from_ref(&late), &[]);
+    client_sees(dep, std::slice::from_ref(&late), &[]);
 
     // Settings, then a forced bump of every online role.
     let r = succeeded(
-        &dep,
+        dep,
         "update_settings",
         json!({"settings": {"expiration": {"bins": 3}}}),
     );
@@ -163,23 +173,23 @@ fn a_hash_bin_repository_from_bootstrap_to_key_rotations() {
         json!(["snapshot", "timestamp", "targets", "bins"]),
         "{record}"
     );
-    client_sees(&dep, kept, gone);
+    client_sees(dep, kept, gone);
 
     // Online key ed25519 → ECDSA (root v2), then ECDSA → RSA (root v3).
     let r = succeeded(
-        &dep,
+        dep,
         "metadata_update",
         payload_vector("metadata_update-root-v2"),
     );
     assert_eq!(r["details"], json!({"role": "root"}));
-    client_sees(&dep, kept, gone);
+    client_sees(dep, kept, gone);
     let r = succeeded(
-        &dep,
+        dep,
         "metadata_update",
         json!({"metadata": {"root": root_v3_with_rsa_online_key()}}),
     );
     assert_eq!(r["details"], json!({"role": "root"}));
-    client_sees(&dep, kept, gone);
+    client_sees(dep, kept, gone);
 
     // A periodic bump that finds every online role inside its window.
     dep.set_settings(&[("HOURS_BEFORE_EXPIRE", "@int 100000")]);
@@ -192,5 +202,5 @@ fn a_hash_bin_repository_from_bootstrap_to_key_rotations() {
     assert_eq!(record["status"], "SUCCESS", "{record}");
     let bumped = record["result"].as_array().unwrap();
     assert!(bumped.iter().any(|r| r == "bins-0"), "{record}");
-    client_sees(&dep, kept, gone);
+    client_sees(dep, kept, gone);
 }

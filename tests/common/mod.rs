@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod fixtures;
+pub mod moto;
 pub mod proxy;
 pub mod services;
 

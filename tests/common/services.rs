@@ -112,11 +112,55 @@ pub struct Deployment {
     /// `RSTUF_ONLINE_KEY_DIR`: the vector keys the payload roots name.
     pub keys: TempDir,
     pub logs: TempDir,
+    /// Set for a deployment whose metadata lives in a (moto) S3 bucket.
+    pub s3: Option<(super::moto::Moto, String)>,
 }
 
 impl Deployment {
+    /// Metadata in an S3 bucket of a local moto server; `storage` is then
+    /// only where [`Deployment::sync_storage`] copies the bucket for clients.
+    pub fn new_s3() -> Deployment {
+        let moto = super::moto::Moto::start();
+        let bucket = "rstuf-metadata".to_owned();
+        moto.create_bucket(&bucket);
+        let mut dep = Deployment::new();
+        dep.s3 = Some((moto, bucket));
+        dep
+    }
+
+    /// Copies every object of the S3 bucket into `storage` (no-op for
+    /// LocalStorage), so the python-tuf client can read it.
+    pub fn sync_storage(&self) {
+        let Some((moto, bucket)) = &self.s3 else {
+            return;
+        };
+        let config = moto.config(bucket);
+        let region = s3::Region::Custom {
+            region: super::moto::REGION.into(),
+            endpoint: moto.endpoint(),
+        };
+        let creds = s3::creds::Credentials::new(
+            Some(&config.access_key),
+            Some(&config.secret_key),
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        let client = s3::Bucket::new(bucket, region, creds)
+            .unwrap()
+            .with_path_style();
+        for page in client.list(String::new(), None).unwrap() {
+            for object in page.contents {
+                let body = client.get_object(&object.key).unwrap();
+                std::fs::write(self.storage.path().join(&object.key), body.bytes()).unwrap();
+            }
+        }
+    }
+
     pub fn new() -> Deployment {
         Deployment {
+            s3: None,
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
@@ -129,7 +173,7 @@ impl Deployment {
 
     /// The environment a worker of this deployment runs with.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
+        let mut env: Vec<(String, String)> = [
             ("RSTUF_BROKER_SERVER", AMQP.to_owned()),
             (
                 "RSTUF_REDIS_SERVER",
@@ -154,7 +198,27 @@ impl Deployment {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        .collect();
+        if let Some((moto, bucket)) = &self.s3 {
+            for (k, v) in [
+                ("RSTUF_STORAGE_BACKEND", "AWSS3".to_owned()),
+                ("RSTUF_AWS_STORAGE_BUCKET", bucket.clone()),
+                (
+                    "RSTUF_AWS_ACCESS_KEY_ID",
+                    super::moto::ACCESS_KEY.to_owned(),
+                ),
+                (
+                    "RSTUF_AWS_SECRET_ACCESS_KEY",
+                    super::moto::SECRET_KEY.to_owned(),
+                ),
+                ("RSTUF_AWS_DEFAULT_REGION", super::moto::REGION.to_owned()),
+                ("RSTUF_AWS_ENDPOINT_URL", moto.endpoint()),
+            ] {
+                env.retain(|(name, _)| name != k);
+                env.push((k.to_owned(), v));
+            }
+        }
+        env
     }
 
     /// Starts a worker on this deployment's queues, with extra variables.

@@ -1,0 +1,124 @@
+//! A local moto S3 server for tests: 127.0.0.1, a free port, killed on drop.
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rstuf_worker::storage::S3Config;
+use s3::creds::Credentials;
+use s3::{Bucket, BucketConfiguration, Region};
+
+use super::python;
+
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing";
+/// Not us-east-1: rust-s3 sends a LocationConstraint with every bucket
+/// creation, and S3 (moto too) refuses one naming us-east-1.
+pub const REGION: &str = "eu-west-1";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto S3 server; killed on drop, so a failing test does not leak it.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(python())
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto with {} (set RSTUF_TEST_PYTHON): {e}",
+                    python().display()
+                )
+            });
+        let mut moto = Moto { child, port };
+        moto.wait_until_listening();
+        moto
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("moto server exited before listening: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto did not listen on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn config(&self, bucket: &str) -> S3Config {
+        let mut config = S3Config::new(bucket, ACCESS_KEY, SECRET_KEY);
+        config.region = Some(REGION.to_owned());
+        config.endpoint_url = Some(self.endpoint());
+        config
+    }
+
+    /// A bucket created outside the code under test, also used to write
+    /// objects behind its cache's back.
+    pub fn create_bucket(&self, name: &str) -> Box<Bucket> {
+        let region = Region::Custom {
+            region: REGION.to_owned(),
+            endpoint: self.endpoint(),
+        };
+        let credentials =
+            Credentials::new(Some(ACCESS_KEY), Some(SECRET_KEY), None, None, None).unwrap();
+        let created = Bucket::create_with_path_style(
+            name,
+            region,
+            credentials,
+            BucketConfiguration::default(),
+        )
+        .unwrap();
+        assert_eq!(created.response_code, 200, "{}", created.response_text);
+        created.bucket
+    }
+
+    /// The grants of an object, as boto3 reports them: (grantee, permission).
+    pub fn grants(&self, bucket: &str, key: &str) -> String {
+        let script = "import boto3, sys\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='eu-west-1',\n\
+                aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+            acl = s3.get_object_acl(Bucket=sys.argv[2], Key=sys.argv[3])\n\
+            print(sorted((g['Grantee'].get('URI', g['Grantee'].get('Type')), g['Permission'])\n\
+                for g in acl['Grants']))\n";
+        let out = Command::new(python())
+            .args(["-c", script, &self.endpoint(), bucket, key])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
