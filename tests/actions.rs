@@ -1,25 +1,12 @@
 //! Every action against a real worker, checked row by row against the
 //! result tables of upstream's worker (shared/spec/task-results.md): the
 //! exact `message`, `error` and `details`, and the side effects.
+mod actions_support;
 mod common;
 
+use actions_support::{assert_result, payload_vector};
 use common::services::Deployment;
 use serde_json::{json, Value};
-
-fn payload_vector(name: &str) -> Value {
-    let path = common::shared(&format!("vectors/payloads/{name}.json"));
-    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    doc["kwargs"]["payload"].clone()
-}
-
-fn assert_result(result: &Value, task: &str, message: &str, error: Value, details: Value) {
-    assert_eq!(result["task"], task, "{result}");
-    assert_eq!(result["message"], message, "{result}");
-    assert_eq!(result["error"], error, "{result}");
-    assert_eq!(result["status"], error.is_null(), "{result}");
-    assert_eq!(result["details"], details, "{result}");
-    assert_eq!(result["last_update"]["__type__"], "datetime", "{result}");
-}
 
 #[test]
 fn update_settings_every_row() {

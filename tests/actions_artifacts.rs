@@ -3,31 +3,18 @@
 //! task-results.md with the audit's corrections), starting from the
 //! repository upstream's bootstrap leaves (tests/common/fixtures.rs), and
 //! checked with python-tuf's client after every publication.
+mod actions_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use actions_support::{assert_meta, assert_result, payload_vector};
 use common::fixtures::{self, install_bins_after_bootstrap};
 use common::services::Deployment;
 use common::unique;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn payload_vector(name: &str) -> Value {
-    let path = common::shared(&format!("vectors/payloads/{name}.json"));
-    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    doc["kwargs"]["payload"].clone()
-}
-
-fn assert_result(result: &Value, task: &str, message: &str, error: Value, details: Value) {
-    assert_eq!(result["task"], task, "{result}");
-    assert_eq!(result["message"], message, "{result}");
-    assert_eq!(result["error"], error, "{result}");
-    assert_eq!(result["status"], error.is_null(), "{result}");
-    assert_eq!(result["details"], details, "{result}");
-    assert_eq!(result["last_update"]["__type__"], "datetime", "{result}");
-}
 
 fn artifact(path: &str, length: u64) -> Value {
     json!({"path": path, "info": {"length": length, "hashes": {"sha256": format!("{length:064x}")}}})
@@ -113,20 +100,10 @@ fn add_the_api_payload_publishes_both_artifacts_in_bins_f() {
     );
     assert_eq!(dep.latest_version("snapshot"), 2);
     let snapshot = dep.metadata("2.snapshot.json");
-    assert_eq!(
-        snapshot["signed"]["meta"]["bins-f.json"],
-        json!({"version": 2})
-    );
-    assert_eq!(
-        snapshot["signed"]["meta"]["bins-e.json"],
-        json!({"version": 1})
-    );
+    assert_meta(&snapshot, &[("bins-f.json", 2), ("bins-e.json", 1)]);
     let timestamp = dep.metadata("timestamp.json");
     assert_eq!(timestamp["signed"]["version"], 2);
-    assert_eq!(
-        timestamp["signed"]["meta"]["snapshot.json"],
-        json!({"version": 2})
-    );
+    assert_meta(&timestamp, &[("snapshot.json", 2)]);
     assert_eq!(dep.role_row("bins-f").0, 2);
     assert_eq!(dep.role_row("bins-e").0, 1);
     assert_eq!(
@@ -468,14 +445,7 @@ fn custom_roles_route_by_path_and_offline_roles_wait_for_signatures() {
         artifact("production/p.bin", 4)["info"]
     );
     let snapshot = dep.metadata("2.snapshot.json");
-    assert_eq!(
-        snapshot["signed"]["meta"]["dev.json"],
-        json!({"version": 2})
-    );
-    assert_eq!(
-        snapshot["signed"]["meta"]["production.json"],
-        json!({"version": 1})
-    );
+    assert_meta(&snapshot, &[("dev.json", 2), ("production.json", 1)]);
     let client = dep.ngclient(&["dev/app.bin", "top.txt", "dev/app2.bin", "production/p.bin"]);
     assert_eq!(client.not_found, ["production/p.bin"]);
 

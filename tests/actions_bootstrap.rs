@@ -21,6 +21,38 @@ fn failed_with(dep: &Deployment, payload: Value, error: &str) {
     );
 }
 
+/// Runs bootstrap with the API's payload vector `name` and asserts it was
+/// processed with the details `bootstrap(id)`; returns the task id and the
+/// payload.
+fn processed(
+    dep: &Deployment,
+    name: &str,
+    bootstrap: impl FnOnce(&str) -> String,
+) -> (String, Value) {
+    api_pre_lock(dep);
+    let payload = payload_vector(name);
+    let (id, record) = run_task(dep, "bootstrap", payload.clone());
+    assert_result(
+        &record["result"],
+        "bootstrap",
+        "Bootstrap Processed",
+        Value::Null,
+        json!({"bootstrap": bootstrap(&id)}),
+    );
+    (id, payload)
+}
+
+/// The settings hash upstream leaves at `step` of its bins bootstrap
+/// (settings vector).
+fn upstream_settings(step: usize) -> serde_json::Map<String, Value> {
+    let vector = common::shared("vectors/settings/after-bootstrap-bins.json");
+    let vector: Value = serde_json::from_slice(&std::fs::read(vector).unwrap()).unwrap();
+    vector["steps"][step]["HGETALL DYNACONF_MAIN"]
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
 /// Every field of the settings hash, raw.
 fn settings_hash(dep: &Deployment) -> std::collections::BTreeMap<String, String> {
     redis::cmd("HGETALL")
@@ -131,16 +163,9 @@ fn refused_bootstraps_write_nothing_but_the_reset() {
 fn a_fully_signed_root_bootstraps_hash_bins() {
     let dep = Deployment::new();
     let _worker = dep.start_worker(&[]);
-    api_pre_lock(&dep);
-    let payload = payload_vector("bootstrap-bins");
-    let (id, record) = run_task(&dep, "bootstrap", payload.clone());
-    assert_result(
-        &record["result"],
-        "bootstrap",
-        "Bootstrap Processed",
-        Value::Null,
-        json!({"bootstrap": format!("Bootstrap finished {id}")}),
-    );
+    let (id, payload) = processed(&dep, "bootstrap-bins", |id| {
+        format!("Bootstrap finished {id}")
+    });
 
     let mut expected: Vec<String> = ["1.root.json", "1.snapshot.json", "1.targets.json"]
         .map(String::from)
@@ -199,18 +224,14 @@ fn a_fully_signed_root_bootstraps_hash_bins() {
 
     // The settings upstream leaves (settings vector, last step), plus
     // DELEGATED_ROLES_NAMES for the API's POST /metadata/online.
-    let vector = common::shared("vectors/settings/after-bootstrap-bins.json");
-    let vector: Value = serde_json::from_slice(&std::fs::read(vector).unwrap()).unwrap();
-    let upstream = vector["steps"][2]["HGETALL DYNACONF_MAIN"]
-        .as_object()
-        .unwrap();
+    let upstream = upstream_settings(2);
     let hash = settings_hash(&dep);
     let mut names: Vec<&String> = hash.keys().collect();
     names.retain(|n| *n != "DELEGATED_ROLES_NAMES");
     let mut upstream_names: Vec<&String> = upstream.keys().collect();
     upstream_names.sort();
     assert_eq!(names, upstream_names);
-    for (name, value) in upstream {
+    for (name, value) in &upstream {
         match name.as_str() {
             "BOOTSTRAP" => assert_eq!(hash[name], id),
             // The vector's root got its second signature later, through
@@ -237,16 +258,9 @@ fn a_fully_signed_root_bootstraps_hash_bins() {
 fn a_root_below_threshold_waits_for_signatures() {
     let dep = Deployment::new();
     let _worker = dep.start_worker(&[]);
-    api_pre_lock(&dep);
-    let payload = payload_vector("bootstrap-bins-pending-signature");
-    let (id, record) = run_task(&dep, "bootstrap", payload.clone());
-    assert_result(
-        &record["result"],
-        "bootstrap",
-        "Bootstrap Processed",
-        Value::Null,
-        json!({"bootstrap": "Root v1 is pending signature"}),
-    );
+    let (id, payload) = processed(&dep, "bootstrap-bins-pending-signature", |_| {
+        "Root v1 is pending signature".into()
+    });
     assert!(files(&dep).is_empty());
     assert!(role_rows(&dep).is_empty());
     assert_eq!(
@@ -254,14 +268,10 @@ fn a_root_below_threshold_waits_for_signatures() {
         payload["metadata"]["root"]
     );
     // Settings are saved before the threshold check (settings vector, step 2).
-    let vector = common::shared("vectors/settings/after-bootstrap-bins.json");
-    let vector: Value = serde_json::from_slice(&std::fs::read(vector).unwrap()).unwrap();
-    let upstream = vector["steps"][1]["HGETALL DYNACONF_MAIN"]
-        .as_object()
-        .unwrap();
+    let upstream = upstream_settings(1);
     let hash = settings_hash(&dep);
     assert_eq!(hash.len(), upstream.len());
-    for (name, value) in upstream {
+    for (name, value) in &upstream {
         match name.as_str() {
             "BOOTSTRAP" => assert_eq!(hash[name], format!("signing-{id}")),
             "ROOT_SIGNING" => {}
@@ -276,16 +286,9 @@ fn a_root_below_threshold_waits_for_signatures() {
 fn custom_delegations_publish_online_roles_and_queue_offline_ones() {
     let dep = Deployment::new();
     let _worker = dep.start_worker(&[]);
-    api_pre_lock(&dep);
-    let payload = payload_vector("bootstrap-custom-delegations");
-    let (id, record) = run_task(&dep, "bootstrap", payload.clone());
-    assert_result(
-        &record["result"],
-        "bootstrap",
-        "Bootstrap Processed",
-        Value::Null,
-        json!({"bootstrap": format!("Bootstrap finished {id}")}),
-    );
+    let (id, payload) = processed(&dep, "bootstrap-custom-delegations", |id| {
+        format!("Bootstrap finished {id}")
+    });
     assert_eq!(
         files(&dep),
         [

@@ -424,22 +424,14 @@ fn deleting_roles_every_row() {
 #[test]
 fn a_delete_that_loses_its_lock_publishes_nothing() {
     let dep = Deployment::new();
-    // LOCK_TARGETS expires (1 ms) before the worker can publish.
-    let _worker = dep.start_worker(&[("RSTUF_LOCK_TIMEOUT", "0.001")]);
+    let _worker = dep.start_worker(&LOCK_LOST);
     bootstrap_custom(&dep);
     let before = files(&dep);
     let record = delegation(
         &dep,
         json!({"action": "delete", "delegations": {"roles": [{"name": "dev"}]}}),
     );
-    assert_eq!(
-        failure(&record),
-        (
-            "redis.exceptions".into(),
-            "LockError".into(),
-            "RSTUF: Task exceed `LOCK_TIMEOUT` (0 seconds)".into()
-        )
-    );
+    assert_lock_lost(&record);
     assert_eq!(files(&dep), before);
     assert!(role_rows(&dep)["dev"].active);
 }

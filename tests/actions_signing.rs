@@ -231,6 +231,20 @@ fn delete_result(dep: &Deployment, payload: Value) -> Value {
     run_task(dep, "delete_sign_metadata", payload).1["result"].clone()
 }
 
+/// Deletes the root signing event with the API's payload; it stops, with
+/// `details`, and ROOT_SIGNING is cleared.
+fn delete_root_event(dep: &Deployment, details: Value) {
+    let r = delete_result(dep, payload_vector("delete_sign_metadata-root"));
+    assert_result(
+        &r,
+        "delete_sign_metadata",
+        "Deletion of root metadata successful, signing process stopped",
+        Value::Null,
+        details,
+    );
+    assert_eq!(dep.setting("ROOT_SIGNING").as_deref(), Some("@none "));
+}
+
 #[test]
 fn deleting_signing_events_every_row() {
     let dep = Deployment::new();
@@ -264,16 +278,11 @@ fn deleting_signing_events_every_row() {
         "bootstrap",
         payload_vector("bootstrap-bins-pending-signature"),
     );
-    let r = delete_result(&dep, payload_vector("delete_sign_metadata-root"));
-    assert_result(
-        &r,
-        "delete_sign_metadata",
-        "Deletion of root metadata successful, signing process stopped",
-        Value::Null,
+    delete_root_event(
+        &dep,
         json!({"bootstrap": "Bootstrap process has been stopped"}),
     );
     assert_eq!(dep.setting("BOOTSTRAP").as_deref(), Some("@none "));
-    assert_eq!(dep.setting("ROOT_SIGNING").as_deref(), Some("@none "));
 
     // Any other event: a custom role, or a root update after bootstrap.
     let bootstrap = bootstrap_custom(&dep);
@@ -302,14 +311,6 @@ fn deleting_signing_events_every_row() {
         record["result"]["details"]["update"],
         "Root v2 is pending signatures"
     );
-    let r = delete_result(&dep, payload_vector("delete_sign_metadata-root"));
-    assert_result(
-        &r,
-        "delete_sign_metadata",
-        "Deletion of root metadata successful, signing process stopped",
-        Value::Null,
-        Value::Null,
-    );
+    delete_root_event(&dep, Value::Null);
     assert_eq!(dep.setting("BOOTSTRAP"), Some(bootstrap));
-    assert_eq!(dep.setting("ROOT_SIGNING").as_deref(), Some("@none "));
 }

@@ -199,7 +199,7 @@ impl Publication {
 }
 
 /// Bumps version and expiry and signs with the online key.
-pub fn bump_and_sign<T: Signed>(
+fn bump_and_sign<T: Signed>(
     md: &mut Metadata<T>,
     expires: UtcTime,
     signer: &dyn Signer,
@@ -210,41 +210,74 @@ pub fn bump_and_sign<T: Signed>(
     Ok(())
 }
 
-/// A new snapshot recording `changed` role versions, and the timestamp
-/// pointing at it, both added to `publication` (snapshot before timestamp).
+/// Adds `targets` to `publication` with a new version and expiry; returns
+/// what the snapshot records for it.
+pub fn publish_targets(
+    ctx: &Context,
+    targets: &mut Metadata<Targets>,
+    signer: &dyn Signer,
+    publication: &mut Publication,
+) -> Result<(String, Version)> {
+    bump_and_sign(targets, ctx.expiry_for("targets")?, signer)?;
+    publication.add("targets", targets)?;
+    Ok(("targets".to_owned(), targets.version()))
+}
+
+/// A new snapshot, recording `changed` versions and forgetting `removed`
+/// roles, and the timestamp pointing at it, added to `publication` in that
+/// order.
 pub fn snapshot_and_timestamp(
     ctx: &Context,
     changed: &[(String, Version)],
+    removed: &[String],
     signer: &dyn Signer,
     publication: &mut Publication,
 ) -> Result<Version> {
     let mut snapshot = ctx.load::<Snapshot>("snapshot")?;
+    publish_snapshot(ctx, &mut snapshot, changed, removed, signer, publication)?;
+    let mut timestamp = ctx.load::<Timestamp>("timestamp")?;
+    publish_timestamp(ctx, &mut timestamp, snapshot.version(), signer, publication)?;
+    Ok(snapshot.version())
+}
+
+/// Records `changed` versions in `snapshot` and forgets `removed` roles,
+/// then adds it to `publication` with a new version and expiry.
+pub fn publish_snapshot(
+    ctx: &Context,
+    snapshot: &mut Metadata<Snapshot>,
+    changed: &[(String, Version)],
+    removed: &[String],
+    signer: &dyn Signer,
+    publication: &mut Publication,
+) -> Result<()> {
+    for role in removed {
+        snapshot.signed.meta.remove(&format!("{role}.json"));
+    }
     for (role, version) in changed {
         snapshot
             .signed
             .meta
             .insert(format!("{role}.json"), MetaFile::new(*version));
     }
-    bump_and_sign(&mut snapshot, ctx.expiry_for("snapshot")?, signer)?;
-    publication.add("snapshot", &snapshot)?;
-    timestamp_for(ctx, snapshot.version(), signer, publication)?;
-    Ok(snapshot.version())
+    bump_and_sign(snapshot, ctx.expiry_for("snapshot")?, signer)?;
+    publication.add("snapshot", snapshot)
 }
 
-/// A new timestamp pointing at snapshot `version`.
-pub fn timestamp_for(
+/// Points `timestamp` at snapshot `version` and adds it to `publication`
+/// with a new version and expiry.
+pub fn publish_timestamp(
     ctx: &Context,
+    timestamp: &mut Metadata<Timestamp>,
     version: Version,
     signer: &dyn Signer,
     publication: &mut Publication,
 ) -> Result<()> {
-    let mut timestamp = ctx.load::<Timestamp>("timestamp")?;
     timestamp
         .signed
         .meta
         .insert("snapshot.json".into(), MetaFile::new(version));
-    bump_and_sign(&mut timestamp, ctx.expiry_for("timestamp")?, signer)?;
-    publication.add("timestamp", &timestamp)
+    bump_and_sign(timestamp, ctx.expiry_for("timestamp")?, signer)?;
+    publication.add("timestamp", timestamp)
 }
 
 /// Records `targets` as TRUSTED_TARGETS (the API's `GET /metadata/sign`).

@@ -11,6 +11,7 @@
 use serde_json::{json, Value};
 
 use super::context::{Context, Result};
+use super::input::role_names;
 use super::publisher::{publisher, Plan};
 use super::result::{done, failed};
 use super::{Action, Error};
@@ -59,15 +60,7 @@ fn requested_roles(payload: &Value) -> Result<Vec<String>> {
         Some(Value::Array(items)) => items,
         Some(_) => return Err(Error::payload("roles", "must be a list of role names")),
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| Error::payload(format!("roles[{i}]"), "must be a role name"))
-        })
-        .collect()
+    role_names(items, "roles")
 }
 
 /// What to re-sign for the requested roles, and upstream's `updated_roles`.

@@ -31,6 +31,19 @@ pub fn string<'a>(obj: &'a Value, name: &str, field: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::payload(field, "must be a string"))
 }
 
+/// A list of role names; each item is named `<field>[i]` in messages.
+pub fn role_names(items: &[Value], field: &str) -> Result<Vec<String>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Error::payload(format!("{field}[{i}]"), "must be a role name"))
+        })
+        .collect()
+}
+
 /// A value of a serde type, the parser's complaint attached to the field.
 pub fn parse<T: DeserializeOwned>(value: &Value, field: &str) -> Result<T> {
     T::deserialize(value).map_err(|e| Error::payload(field, e.to_string()))

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::artifacts::MAX_ARTIFACTS;
 use super::context::Result;
+use super::input::role_names;
 use super::publisher::{publisher, Plan};
 use super::result::done;
 use super::{Action, Error};
@@ -60,14 +61,5 @@ fn delegated_targets(payload: &Value) -> Result<Option<Vec<String>>> {
         }
         Some(_) => return Err(Error::payload(field, "must be a list of role names")),
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| Error::payload(format!("{field}[{i}]"), "must be a role name"))
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
+    role_names(items, field).map(Some)
 }

@@ -8,13 +8,13 @@
 //! completes.
 use std::collections::HashMap;
 
-use super::context::{bump_and_sign, timestamp_for, Context, Publication, Result};
+use super::context::{publish_targets, snapshot_and_timestamp, Context, Publication, Result};
 use super::signing::{pending, pending_metadata, threshold_met};
 use super::Error;
 use crate::db::RoleUpdate;
-use crate::tuf::metadata::{MetaFile, Snapshot, Targets};
+use crate::tuf::metadata::{Signed, Targets};
 use crate::tuf::RoleName;
-use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
+use crate::tuf::{KeyId, Metadata, Signer, UtcTime};
 
 /// How a delegated role is signed, given the online key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,18 @@ pub fn key_use(keyids: &[KeyId], online: &KeyId) -> KeyUse {
         (true, 1) => KeyUse::Online,
         (true, _) => KeyUse::Mixed,
         (false, _) => KeyUse::Offline,
+    }
+}
+
+impl KeyUse {
+    /// Signs `md` with the online key where the role has it; a role of
+    /// offline keys only is left unsigned, for its signers.
+    pub fn sign<T: Signed>(self, md: &mut Metadata<T>, signer: &dyn Signer) -> Result<()> {
+        match self {
+            KeyUse::Offline => md.clear_signatures(),
+            KeyUse::Online | KeyUse::Mixed => md.sign(signer)?,
+        }
+        Ok(())
     }
 }
 
@@ -79,23 +91,18 @@ impl Resign<'_> {
         if usage == KeyUse::Offline && !self.offline_too {
             return Ok(None);
         }
-        let mut md = match latest(ctx, name)? {
-            Some(mut md) => {
+        let mut md = match stored_or_pending(ctx, name)? {
+            Some((mut md, Stored::Yes)) => {
                 md.bump_version();
                 md
             }
             // Never published: the copy waiting for signatures keeps its
             // version, as upstream does.
-            None => match pending(ctx, name)? {
-                Some(value) => pending_metadata::<Targets>(&value, name)?,
-                None => return Ok(None),
-            },
+            Some((md, Stored::No)) => md,
+            None => return Ok(None),
         };
         md.set_expires(expires);
-        match usage {
-            KeyUse::Offline => md.clear_signatures(),
-            KeyUse::Online | KeyUse::Mixed => md.sign(self.signer)?,
-        }
+        usage.sign(&mut md, self.signer)?;
         Ok(Some((threshold_met(&spec, &md)?, md)))
     }
 }
@@ -104,6 +111,26 @@ impl Resign<'_> {
 pub fn latest(ctx: &Context, role: &str) -> Result<Option<Metadata<Targets>>> {
     match ctx.storage.get_latest(&RoleName::new(role)?)? {
         Some((_, bytes)) => Ok(Some(Metadata::from_file_bytes(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether a delegated role's metadata came from storage (published) or
+/// from its signing event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Yes,
+    No,
+}
+
+/// The newest stored metadata of a delegated role or, for one never
+/// published, the copy waiting in `<ROLE>_SIGNING`.
+pub fn stored_or_pending(ctx: &Context, role: &str) -> Result<Option<(Metadata<Targets>, Stored)>> {
+    if let Some(md) = latest(ctx, role)? {
+        return Ok(Some((md, Stored::Yes)));
+    }
+    match pending(ctx, role)? {
+        Some(value) => Ok(Some((pending_metadata(&value, role)?, Stored::No))),
         None => Ok(None),
     }
 }
@@ -149,13 +176,21 @@ pub fn record_versions(ctx: &Context, published: &[(String, Metadata<Targets>)])
     Ok(())
 }
 
+/// Below this many items per core, spawning threads costs more than it
+/// saves.
+const ITEMS_PER_THREAD: usize = 32;
+
 /// Runs `work` over `items` on every core, keeping the order of `items`.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
     let work = &work;
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
@@ -173,32 +208,6 @@ pub fn parallel<T: Sync, R: Send>(
     })
 }
 
-/// A new snapshot, recording `changed` versions and forgetting `removed`
-/// roles, and the timestamp pointing at it, added to `publication` in that
-/// order.
-pub fn snapshot_with_changes(
-    ctx: &Context,
-    changed: &[(String, Version)],
-    removed: &[String],
-    signer: &dyn Signer,
-    publication: &mut Publication,
-) -> Result<Version> {
-    let mut snapshot = ctx.load::<Snapshot>("snapshot")?;
-    for role in removed {
-        snapshot.signed.meta.remove(&format!("{role}.json"));
-    }
-    for (role, version) in changed {
-        snapshot
-            .signed
-            .meta
-            .insert(format!("{role}.json"), MetaFile::new(*version));
-    }
-    bump_and_sign(&mut snapshot, ctx.expiry_for("snapshot")?, signer)?;
-    publication.add("snapshot", &snapshot)?;
-    timestamp_for(ctx, snapshot.version(), signer, publication)?;
-    Ok(snapshot.version())
-}
-
 /// Adds to `publication`, in publishing order: `roles`, `targets` with a
 /// new version and expiry, and a snapshot recording both (and forgetting
 /// `removed` roles) with its timestamp.
@@ -210,15 +219,13 @@ pub fn publish_with_targets(
     signer: &dyn Signer,
     publication: &mut Publication,
 ) -> Result<()> {
-    bump_and_sign(targets, ctx.expiry_for("targets")?, signer)?;
     let mut changed = Vec::with_capacity(roles.len() + 1);
     for (name, md) in roles {
         publication.add(name, md)?;
         changed.push((name.clone(), md.version()));
     }
-    publication.add("targets", targets)?;
-    changed.push(("targets".to_owned(), targets.version()));
-    snapshot_with_changes(ctx, &changed, removed, signer, publication)?;
+    changed.push(publish_targets(ctx, targets, signer, publication)?);
+    snapshot_and_timestamp(ctx, &changed, removed, signer, publication)?;
     Ok(())
 }
 

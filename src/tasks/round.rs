@@ -12,24 +12,24 @@
 //! (or only) need offline keys are written to `<ROLE>_SIGNING` for the
 //! offline signers, as upstream does.
 use std::collections::{BTreeMap, BTreeSet};
-use std::thread;
 
 use log::{info, warn};
 
-use super::context::{bump_and_sign, remember_targets, role_name, Context, Publication, Result};
+use super::context::{
+    publish_snapshot, publish_targets, publish_timestamp, remember_targets, role_name, Context,
+    Publication, Result,
+};
 use super::publisher::{Plan, Report};
+use super::resign::{expiries, key_use, parallel, stored_or_pending, KeyUse, Stored};
+use super::signing::{set_pending, signing_setting};
 use super::Error;
 use crate::db::{FileStamp, RoleFiles, RoleUpdate};
 use crate::lock::LockGuard;
 use crate::settings::SettingName;
 use crate::storage::MetadataFile;
-use crate::tuf::hashbins::HashBins;
-use crate::tuf::metadata::{MetaFile, Snapshot, TargetFile, Targets, Timestamp};
+use crate::tuf::metadata::{Snapshot, TargetFile, Targets, Timestamp};
 use crate::tuf::RoleName;
 use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
-
-/// Below this many roles per core, spawning threads costs more than it saves.
-const ROLES_PER_THREAD: usize = 32;
 
 /// Carries out `plan` and returns what it did.
 pub fn run(ctx: &Context, plan: &Plan) -> Result<Report> {
@@ -102,7 +102,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let mut changed: Vec<(String, Version)> = Vec::new();
     let mut role_updates = Vec::new();
     let mut pending = Vec::new();
-    for resigned in resign_all(ctx, &jobs)? {
+    for resigned in parallel(&jobs, |job| resign(ctx, job))? {
         match resigned {
             Resigned::Persisted(role) => {
                 publication.add_encoded(role.file, role.bytes);
@@ -121,9 +121,12 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let targets_expiring = expiring(targets.expires()) && targets_signed_online(ctx)?;
     let bump_targets = plan.targets || targets_expiring;
     if bump_targets {
-        bump_and_sign(&mut targets, ctx.expiry_for("targets")?, signer.as_ref())?;
-        publication.add("targets", &targets)?;
-        changed.push(("targets".into(), targets.version()));
+        changed.push(publish_targets(
+            ctx,
+            &mut targets,
+            signer.as_ref(),
+            &mut publication,
+        )?);
         if targets_expiring {
             report.expired.push("targets".into());
         }
@@ -133,14 +136,14 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let snapshot_expiring = expiring(snapshot.expires());
     let new_snapshot = !changed.is_empty() || plan.snapshot || snapshot_expiring;
     if new_snapshot {
-        for (role, version) in &changed {
-            snapshot
-                .signed
-                .meta
-                .insert(format!("{role}.json"), MetaFile::new(*version));
-        }
-        bump_and_sign(&mut snapshot, ctx.expiry_for("snapshot")?, signer.as_ref())?;
-        publication.add("snapshot", &snapshot)?;
+        publish_snapshot(
+            ctx,
+            &mut snapshot,
+            &changed,
+            &[],
+            signer.as_ref(),
+            &mut publication,
+        )?;
         if snapshot_expiring {
             report.expired.push("snapshot".into());
         }
@@ -148,16 +151,13 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let mut timestamp = ctx.load::<Timestamp>("timestamp")?;
     let timestamp_expiring = expiring(timestamp.expires());
     if new_snapshot || plan.timestamp || timestamp_expiring {
-        timestamp
-            .signed
-            .meta
-            .insert("snapshot.json".into(), MetaFile::new(snapshot.version()));
-        bump_and_sign(
+        publish_timestamp(
+            ctx,
             &mut timestamp,
-            ctx.expiry_for("timestamp")?,
+            snapshot.version(),
             signer.as_ref(),
+            &mut publication,
         )?;
-        publication.add("timestamp", &timestamp)?;
         if timestamp_expiring {
             report.expired.push("timestamp".into());
         }
@@ -169,7 +169,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
         false => lock.extend()?,
     }
     for (name, metadata) in &pending {
-        ctx.set_setting_json(&signing_setting(name), metadata)?;
+        set_pending(ctx, name, metadata)?;
     }
     if bump_targets {
         remember_targets(ctx, &targets)?;
@@ -204,42 +204,17 @@ fn targets_signed_online(ctx: &Context) -> Result<bool> {
     Ok(online == Some(true))
 }
 
-fn signing_setting(role: &str) -> String {
-    format!("{}_SIGNING", role.to_uppercase())
-}
-
-/// Who signs a delegated role, as targets delegates it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signing {
-    /// The online key alone: re-signed and published.
-    Online,
-    /// The online key among others: signed, left for the offline signers.
-    Mixed,
-    /// Offline keys only: left unsigned for them.
-    Offline,
-}
-
-fn signing_of(targets: &Targets, role: &str, online: &KeyId) -> Option<Signing> {
-    let delegations = targets.delegations.as_ref()?;
-    let keyids = match (&delegations.succinct_roles, &delegations.roles) {
-        (Some(succinct), _) => HashBins::new(succinct.bit_length, &succinct.name_prefix)
-            .ok()
-            .filter(|bins| bins.is_bin_role(role))
-            .map(|_| &succinct.keyids)?,
-        (None, Some(roles)) => &roles.iter().find(|r| r.name == role)?.keyids,
-        (None, None) => return None,
-    };
-    Some(match (keyids.contains(online), keyids.len()) {
-        (true, 1) => Signing::Online,
-        (true, _) => Signing::Mixed,
-        (false, _) => Signing::Offline,
-    })
+/// How targets delegates `role` relative to the online key; None when it
+/// does not delegate to it.
+fn signing_of(targets: &Targets, role: &str, online: &KeyId) -> Option<KeyUse> {
+    let spec = targets.role_spec(role).ok()?;
+    Some(key_use(spec.keyids, online))
 }
 
 /// One role to re-sign.
 struct Job<'a> {
     files: &'a RoleFiles,
-    signing: Signing,
+    signing: KeyUse,
     expires: UtcTime,
     signer: &'a dyn Signer,
 }
@@ -252,34 +227,38 @@ fn jobs<'a>(
     roles: &'a [RoleFiles],
     signer: &'a dyn Signer,
 ) -> Result<Vec<Job<'a>>> {
+    let delegated: Vec<(&RoleFiles, KeyUse)> = roles
+        .iter()
+        .filter_map(|files| {
+            let name = files.role.name.as_str();
+            let signing = signing_of(targets, name, signer.keyid());
+            if signing.is_none() {
+                warn!(
+                    "role '{name}' has a database row but targets does not delegate to it; skipped"
+                );
+            }
+            signing.map(|signing| (files, signing))
+        })
+        .collect();
     let bins = targets
         .delegations
         .as_ref()
         .is_some_and(|d| d.succinct_roles.is_some());
-    // Read once: 16384 bins share one policy.
-    let bins_expiry = match bins && !roles.is_empty() {
-        true => Some(ctx.expiry_for("bins")?),
-        false => None,
-    };
-    let mut jobs = Vec::with_capacity(roles.len());
-    for files in roles {
-        let name = files.role.name.as_str();
-        let Some(signing) = signing_of(targets, name, signer.keyid()) else {
-            warn!("role '{name}' has a database row but targets does not delegate to it; skipped");
-            continue;
-        };
-        let expires = match bins_expiry {
-            Some(expires) => expires,
-            None => ctx.expiry_for(name)?,
-        };
-        jobs.push(Job {
+    let names: Vec<String> = delegated
+        .iter()
+        .map(|(files, _)| files.role.name.as_str().to_owned())
+        .collect();
+    let expiries = expiries(ctx, &names, bins)?;
+    Ok(delegated
+        .into_iter()
+        .zip(expiries)
+        .map(|((files, signing), (_, expires))| Job {
             files,
             signing,
             expires,
             signer,
-        });
-    }
-    Ok(jobs)
+        })
+        .collect())
 }
 
 /// A re-signed role ready to write.
@@ -297,47 +276,24 @@ enum Resigned {
     Pending(String, Box<Metadata<Targets>>),
 }
 
-fn resign_all(ctx: &Context, jobs: &[Job]) -> Result<Vec<Resigned>> {
-    let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(jobs.len() / ROLES_PER_THREAD).max(1);
-    if threads == 1 {
-        return jobs.iter().map(|job| resign(ctx, job)).collect();
-    }
-    let chunk = jobs.len().div_ceil(threads);
-    thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|job| resign(ctx, job))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(jobs.len());
-        for handle in handles {
-            let part = handle
-                .join()
-                .map_err(|_| Error::Repository("a signing thread crashed".into()))??;
-            all.extend(part);
-        }
-        Ok(all)
-    })
-}
-
 fn resign(ctx: &Context, job: &Job) -> Result<Resigned> {
     let name = job.files.role.name.as_str();
-    let (mut metadata, stored) = load_delegated(ctx, name)?;
+    let (mut metadata, stored) = stored_or_pending(ctx, name)?.ok_or_else(|| {
+        Error::Repository(format!(
+            "role '{name}' has neither a metadata file nor pending metadata in {}, \
+             so it cannot be re-signed",
+            signing_setting(name)
+        ))
+    })?;
     metadata.signed.targets = listed_targets(job.files)?;
     metadata.set_expires(job.expires);
     // A role that was only ever pending keeps the version it was offered at.
-    if stored || job.signing == Signing::Online {
+    if stored == Stored::Yes || job.signing == KeyUse::Online {
         metadata.bump_version();
     }
+    job.signing.sign(&mut metadata, job.signer)?;
     match job.signing {
-        Signing::Online => {
-            metadata.sign(job.signer)?;
+        KeyUse::Online => {
             let version = metadata.version();
             Ok(Resigned::Persisted(Persisted {
                 name: name.to_owned(),
@@ -347,33 +303,9 @@ fn resign(ctx: &Context, job: &Job) -> Result<Resigned> {
                 bytes: metadata.to_file_bytes()?,
             }))
         }
-        Signing::Mixed => {
-            metadata.sign(job.signer)?;
+        KeyUse::Mixed | KeyUse::Offline => {
             Ok(Resigned::Pending(name.to_owned(), Box::new(metadata)))
         }
-        Signing::Offline => {
-            metadata.clear_signatures();
-            Ok(Resigned::Pending(name.to_owned(), Box::new(metadata)))
-        }
-    }
-}
-
-/// The newest stored version of a delegated role, or (for one never
-/// published) the one pending in `<ROLE>_SIGNING`; true when stored.
-fn load_delegated(ctx: &Context, role: &str) -> Result<(Metadata<Targets>, bool)> {
-    if let Some((_, bytes)) = ctx.storage.get_latest(&role_name(role)?)? {
-        return Ok((Metadata::from_file_bytes(&bytes)?, true));
-    }
-    let setting = signing_setting(role);
-    match ctx
-        .settings()
-        .get_fresh_json::<Metadata<Targets>>(&SettingName::new(&setting))?
-    {
-        Some(metadata) => Ok((metadata, false)),
-        None => Err(Error::Repository(format!(
-            "role '{role}' has neither a metadata file nor pending metadata in {setting}, \
-             so it cannot be re-signed"
-        ))),
     }
 }
 
@@ -396,29 +328,24 @@ fn listed_targets(files: &RoleFiles) -> Result<BTreeMap<String, TargetFile>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tuf::testdata;
-
-    fn targets(folder: &str) -> Targets {
-        let bytes = testdata::bytes(&format!("{folder}/1.targets.json"));
-        Metadata::<Targets>::from_file_bytes(&bytes).unwrap().signed
-    }
+    use crate::tasks::routing::tests::targets;
 
     #[test]
     fn who_signs_follows_the_delegation() {
         let bins = targets("vectors/tuf/repo-bins/1-after-bootstrap");
         let online =
             KeyId::from("9e5a93a998845599e5065a1164a0bd9cbfec78b12bb38730a46bc24825c6a4c1");
-        assert_eq!(signing_of(&bins, "bins-a", &online), Some(Signing::Online));
+        assert_eq!(signing_of(&bins, "bins-a", &online), Some(KeyUse::Online));
         assert_eq!(signing_of(&bins, "bins-10", &online), None);
         assert_eq!(signing_of(&bins, "dev", &online), None);
         let other = KeyId::from("cb20fa1061dde8e6267e0bef0981766aaadae168e917030f7f26edc7a0bab9c2");
-        assert_eq!(signing_of(&bins, "bins-a", &other), Some(Signing::Offline));
+        assert_eq!(signing_of(&bins, "bins-a", &other), Some(KeyUse::Offline));
 
         let custom = targets("vectors/tuf/repo-custom/1-after-bootstrap-and-signing");
-        assert_eq!(signing_of(&custom, "dev", &other), Some(Signing::Online));
+        assert_eq!(signing_of(&custom, "dev", &other), Some(KeyUse::Online));
         assert_eq!(
             signing_of(&custom, "production", &other),
-            Some(Signing::Offline)
+            Some(KeyUse::Offline)
         );
         assert_eq!(signing_of(&custom, "bins-a", &other), None);
         let mut mixed = custom.clone();
@@ -426,7 +353,7 @@ mod tests {
         roles[1].keyids.push(other.clone());
         assert_eq!(
             signing_of(&mixed, "production", &other),
-            Some(Signing::Mixed)
+            Some(KeyUse::Mixed)
         );
     }
 }

@@ -77,11 +77,13 @@ pub fn current(ctx: &Context) -> Result<Arc<Router>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::tuf::testdata;
 
-    fn targets(folder: &str) -> Targets {
+    /// The signed part of `1.targets.json` of a vector repository folder
+    /// (the routing and round tests read the same ones).
+    pub(crate) fn targets(folder: &str) -> Targets {
         let bytes = testdata::bytes(&format!("{folder}/1.targets.json"));
         Metadata::<Targets>::from_file_bytes(&bytes).unwrap().signed
     }

@@ -5,10 +5,10 @@
 use serde_json::{json, Value};
 
 use super::bootstrap;
-use super::context::{Context, Publication, Result};
+use super::context::{snapshot_and_timestamp, Context, Publication, Result};
 use super::input::{check_signing_role, parse, required, string};
 use super::metadata_update;
-use super::resign::{latest, record_versions, snapshot_with_changes};
+use super::resign::{latest, record_versions};
 use super::result::{done, failed};
 use super::signing::{
     clear_pending, pending, pending_metadata, set_pending, signature_is_valid, threshold_met,
@@ -153,7 +153,7 @@ fn delegated_role(
     let signer = ctx.online_signer()?;
     let mut publication = Publication::default();
     publication.add(role, &md)?;
-    snapshot_with_changes(
+    snapshot_and_timestamp(
         ctx,
         &[(role.to_owned(), md.version())],
         &[],

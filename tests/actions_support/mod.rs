@@ -75,6 +75,22 @@ pub fn failure(record: &Value) -> (String, String, String) {
     )
 }
 
+/// A worker whose `LOCK_TARGETS` expires (1 ms) before it can publish.
+pub const LOCK_LOST: [(&str, &str); 1] = [("RSTUF_LOCK_TIMEOUT", "0.001")];
+
+/// The record of a task that lost `LOCK_TARGETS` (a [`LOCK_LOST`] worker),
+/// as upstream's redis lock reports it.
+pub fn assert_lock_lost(record: &Value) {
+    assert_eq!(
+        failure(record),
+        (
+            "redis.exceptions".into(),
+            "LockError".into(),
+            "RSTUF: Task exceed `LOCK_TIMEOUT` (0 seconds)".into()
+        )
+    );
+}
+
 /// Signatures by `keyids` over `metadata["signed"]`, as `{keyid, sig}`.
 pub fn sign(metadata: &Value, keyids: &[&str]) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/sign_metadata.py");
@@ -281,6 +297,18 @@ pub fn snapshot_meta(snapshot: &Value) -> BTreeMap<String, u64> {
         .iter()
         .map(|(k, v)| (k.clone(), v["version"].as_u64().unwrap()))
         .collect()
+}
+
+/// Asserts the `meta` entries of a snapshot or timestamp: each named file
+/// is exactly `{"version": v}`.
+pub fn assert_meta(metadata: &Value, expected: &[(&str, u64)]) {
+    for (file, version) in expected {
+        assert_eq!(
+            metadata["signed"]["meta"][*file],
+            json!({ "version": version }),
+            "{file}"
+        );
+    }
 }
 
 /// Key ids of a metadata file's signatures.
