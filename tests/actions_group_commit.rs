@@ -185,99 +185,39 @@ fn two_worker_processes_share_queues_and_repository() {
     }
 }
 
+/// Fifteen adds one after another: each task ends as soon as its own
+/// artifact is published, and each is visible to the client.
 #[test]
-fn adding_one_artifact_is_fast() {
+fn single_artifact_adds_each_publish() {
     let dep = Deployment::new();
     install_bins_after_bootstrap(&dep);
     let _worker = dep.start_worker(&[]);
-    let mut took = Vec::new();
     for n in 0..15 {
-        let path = format!("timed-{n}.bin");
-        let start = Instant::now();
+        let path = format!("single-{n}.bin");
         let id = dep.send_action(
             "add_artifacts",
             json!({"artifacts": [artifact(&path, n + 1)]}),
         );
         assert_added(&dep, &id, &path);
-        took.push(start.elapsed());
     }
-    took.sort();
-    // Includes a Python client start per task; the worker's own share is
-    // in its log ("add_artifacts in 0.0xxs").
-    eprintln!(
-        "add 1 artifact, send → SUCCESS seen: p50 {:?}, max {:?}",
-        took[7], took[14]
-    );
-    assert!(took[7] < Duration::from_secs(2), "{took:?}");
 }
 
-/// Issue 6's target for a forced bump of 16384 bins (2 s). Run with
-/// `cargo test --release --test actions_group_commit -- --ignored`.
+/// A forced bump of every bin of a 16384-bin repository re-signs them all
+/// once, in one snapshot and timestamp, and the client accepts the result.
+/// (Its speed is measured by `make bench`, issue 6.)
 #[test]
-#[ignore = "performance measurement; run in release"]
 fn forced_bump_of_16384_bins() {
     let dep = Deployment::new();
     common::fixtures::install_generated_bins(&dep, 16384);
     let _worker = dep.start_worker(&[]);
-    let start = Instant::now();
     let id = dep.send_action("force_online_metadata_update", json!({"roles": ["bins"]}));
     let record = dep.wait_for_final(&id, Duration::from_secs(600));
-    let took = start.elapsed();
     assert_eq!(
         record["result"]["details"],
         json!({"updated_roles": ["snapshot", "timestamp", "bins"]})
     );
-    eprintln!("forced bump of 16384 bins: {took:?}");
+    assert_eq!(dep.latest_version("bins-0000"), 2);
     assert_eq!(dep.latest_version("bins-3fff"), 2);
     assert_eq!(dep.latest_version("snapshot"), 2);
     dep.ngclient(&[]);
-}
-
-/// Issue 6's target for adding one artifact (p50 30 ms, send → SUCCESS),
-/// measured by one long-lived Celery client that polls the result every
-/// millisecond. Run with
-/// `cargo test --release --test actions_group_commit -- --ignored`.
-#[test]
-#[ignore = "performance measurement; run in release"]
-fn add_one_artifact_latency() {
-    let dep = Deployment::new();
-    install_bins_after_bootstrap(&dep);
-    let _worker = dep.start_worker(&[]);
-    let script = format!(
-        r#"
-import json, time, uuid, redis
-from celery import Celery
-app = Celery("latency", broker={amqp:?})
-app.conf.broker_heartbeat = 0
-@app.task(name="app.repository_service_tuf_worker", serializer="json")
-def task(action, payload): pass
-results = redis.Redis.from_url({redis:?})
-took = []
-for n in range(40):
-    id = uuid.uuid4().hex
-    payload = {{"artifacts": [{{"path": f"latency/{{n}}.bin", "info": {{"length": n, "hashes": {{"sha256": "ab"}}}}}}]}}
-    start = time.perf_counter()
-    task.apply_async(kwargs={{"action": "add_artifacts", "payload": payload}}, task_id=id, queue={queue:?})
-    while b'"SUCCESS"' not in (results.get(f"celery-task-meta-{{id}}") or b""):
-        time.sleep(0.001)
-    took.append(time.perf_counter() - start)
-took = sorted(took[5:])
-print(json.dumps({{"p50_ms": took[len(took) // 2] * 1000, "max_ms": took[-1] * 1000}}))
-"#,
-        amqp = common::services::AMQP,
-        redis = dep.redis.url(),
-        queue = dep.queue,
-    );
-    let out = std::process::Command::new(common::python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("add 1 artifact, send → SUCCESS: {text}");
 }
