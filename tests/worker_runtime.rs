@@ -165,3 +165,35 @@ fn sigterm_finishes_and_exits_zero() {
     let status = worker.signal_and_wait("TERM");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// PostgreSQL kills every connection of the worker (as a fail-over or an
+/// administrator would): the next task still succeeds, no restart needed.
+#[test]
+fn the_next_task_succeeds_after_postgresql_kills_the_workers_connections() {
+    let dep = Deployment::new();
+    common::fixtures::install_bins_after_bootstrap(&dep);
+    let _worker = dep.start_worker(&[]);
+    let add = |path: &str| {
+        let info = json!({"length": 1, "hashes": {"sha256": "ab"}});
+        let id = dep.send_action(
+            "add_artifacts",
+            json!({"artifacts": [{"path": path, "info": info}]}),
+        );
+        let record = dep.wait_for_final(&id, LIMIT);
+        assert_eq!(record["result"]["message"], "Artifact(s) Added", "{record}");
+    };
+    add("before-kill.bin");
+    let killed: i64 = dep
+        .sql()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed > 0, "the worker had no connection to kill");
+    add("after-kill.bin");
+    let client = dep.ngclient(&["before-kill.bin", "after-kill.bin"]);
+    assert!(client.not_found.is_empty(), "{client:?}");
+}
