@@ -540,13 +540,15 @@ fn publish_every_row() {
 
 #[test]
 fn a_lost_lock_fails_publish_and_the_tasks_waiting_for_it() {
-    // The lock expires after 1 ms: every round that writes loses it.
+    // The lock is stolen as soon as it is taken, so every round that writes
+    // finds it lost (the 1 ms timeout only sets the expected text).
     let (dep, _worker) = bootstrapped(&[("RSTUF_LOCK_TIMEOUT", "0.001")]);
     let pending = dep.send_action(
         "add_artifacts",
         json!({"artifacts": [artifact("a.txt", 1)], "publish_artifacts": false}),
     );
     wait_for_state(&dep, &pending, "RUNNING");
+    let _thief = dep.steal_lock_targets();
     let id = send_internal(&dep, "publish_artifacts", Value::Null);
     let record = dep.wait_for_final(&id, LONG);
     assert_eq!(record["status"], "FAILURE");

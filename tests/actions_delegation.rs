@@ -427,6 +427,7 @@ fn a_delete_that_loses_its_lock_publishes_nothing() {
     let _worker = dep.start_worker(&LOCK_LOST);
     bootstrap_custom(&dep);
     let before = files(&dep);
+    let _thief = dep.steal_lock_targets();
     let record = delegation(
         &dep,
         json!({"action": "delete", "delegations": {"roles": [{"name": "dev"}]}}),

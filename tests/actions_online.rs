@@ -192,6 +192,7 @@ fn wait_until_running(dep: &Deployment, id: &str) {
 #[test]
 fn force_with_a_lost_lock_reports_the_timeout() {
     let (dep, _worker) = bootstrapped(&[("RSTUF_LOCK_TIMEOUT", "0.001")]);
+    let _thief = dep.steal_lock_targets();
     assert_force(
         &force(&dep, json!({"roles": ["timestamp"]})),
         FAILED,

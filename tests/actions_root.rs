@@ -262,6 +262,7 @@ fn a_rotation_that_loses_its_lock_publishes_nothing() {
     let _worker = dep.start_worker(&LOCK_LOST);
     bootstrap_bins(&dep);
     let before = files(&dep);
+    let _thief = dep.steal_lock_targets();
     let record = update(&dep, payload_vector("metadata_update-root-v2"));
     assert_lock_lost(&record);
     assert_eq!(files(&dep), before);

@@ -474,3 +474,39 @@ impl Deployment {
         record["result"].clone()
     }
 }
+
+/// Deletes `LOCK_TARGETS` in a tight loop until dropped: whoever takes the
+/// lock finds it gone when it re-checks before writing, which is exactly a
+/// holder whose lock expired, without depending on how fast it works.
+pub struct LockThief {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Deployment {
+    pub fn steal_lock_targets(&self) -> LockThief {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut conn = self.redis();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _: redis::RedisResult<()> =
+                    redis::cmd("DEL").arg("LOCK_TARGETS").query(&mut conn);
+            }
+        });
+        LockThief {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LockThief {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
