@@ -146,7 +146,15 @@ fn lifecycle(dep: &Deployment) {
         "add_artifacts",
         json!({"artifacts": [late_artifact], "publish_artifacts": false}),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Its rows are recorded once it reports RUNNING (waiting for a publish).
+    let start = std::time::Instant::now();
+    while dep.record(&waiting)["status"] != "RUNNING" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the add never started waiting"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let publish = json!([{"name": "app.repository_service_tuf_worker", "id": common::unique("publish"),
                           "kwargs": {"action": "publish_artifacts", "payload": null}}]);
     dep.send(&dep.internals, &publish);

@@ -510,3 +510,15 @@ impl Drop for LockThief {
         }
     }
 }
+
+impl Deployment {
+    /// The current `celery-task-meta-<id>` record (null before the first write).
+    pub fn record(&self, id: &str) -> Value {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(format!("celery-task-meta-{id}"))
+            .query(&mut self.redis())
+            .unwrap();
+        raw.and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or(Value::Null)
+    }
+}
