@@ -302,3 +302,12 @@ impl Publication {
         self.files.push((file, bytes));
     }
 }
+
+/// Releases `LOCK_TARGETS` after the work it guarded was committed. The
+/// commit itself re-checked the lock, so a lock found expired now changes
+/// nothing that was written: it is worth a warning, not a failed task.
+pub fn release_after_commit(lock: LockGuard) {
+    if let Err(e) = lock.release() {
+        log::warn!("{e}; the publication before it was committed while the lock was held");
+    }
+}

@@ -120,7 +120,8 @@ impl Change {
     }
 
     fn finish(self) -> Result<()> {
-        Ok(self.lock.release()?)
+        super::context::release_after_commit(self.lock);
+        Ok(())
     }
 }
 

@@ -116,7 +116,7 @@ pub fn finalize(ctx: &Context, trusted: &Metadata<Root>, new: &Metadata<Root>) -
         rotate_online_key(ctx, &mut lock, &old_keyid, (&new_keyid, &new_key), new)?;
     }
     ctx.set_setting_json("TRUSTED_ROOT", new)?;
-    lock.release()?;
+    super::context::release_after_commit(lock);
     Ok(())
 }
 

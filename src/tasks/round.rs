@@ -35,7 +35,7 @@ use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
 pub fn run(ctx: &Context, plan: &Plan) -> Result<Report> {
     let mut lock = ctx.lock_targets()?;
     let report = publish(ctx, plan, &mut lock)?;
-    lock.release()?;
+    super::context::release_after_commit(lock);
     Ok(report)
 }
 

@@ -163,6 +163,6 @@ fn delegated_role(
     publication.commit(ctx, Some(&mut lock))?;
     clear_pending(ctx, role)?;
     record_versions(ctx, &[(role.to_owned(), md)])?;
-    lock.release()?;
+    super::context::release_after_commit(lock);
     processed("update", format!("Role {role} signing complete"))
 }
