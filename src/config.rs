@@ -5,6 +5,7 @@
 //! failing the first task that needs it. Secrets (passwords, AWS keys) are
 //! wrapped in [`Secret`] so they never reach a log line.
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,7 +28,10 @@ pub struct Config {
     pub bump_ttl: Duration,
     pub online_key_dir: Option<PathBuf>,
     pub worker_id: String,
+    /// `DATA_DIR`: holds the heartbeat `health` reads.
     pub data_dir: PathBuf,
+    /// `RSTUF_METRICS_ADDR`: the Prometheus endpoint, off when unset.
+    pub metrics_addr: Option<SocketAddr>,
     pub threads: usize,
     pub queues: Vec<String>,
 }
@@ -180,7 +184,8 @@ impl Config {
             bump_ttl: seconds(env, "RSTUF_BUMP_ONLINE_ROLES_TTL", 600.0)?,
             online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
             worker_id: env.get("RSTUF_WORKER_ID").unwrap_or_else(hostname),
-            data_dir: PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| "/data".into())),
+            data_dir: data_dir(env),
+            metrics_addr: metrics_addr(env)?,
             threads,
             queues: overrides
                 .queues
@@ -188,6 +193,27 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_QUEUES.iter().map(|q| q.to_string()).collect()),
         })
     }
+}
+
+/// `DATA_DIR`: where the heartbeat lives. `health` reads only this, so a
+/// health check never fails over a variable it does not need.
+pub fn data_dir(env: &Env) -> PathBuf {
+    PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| "/data".into()))
+}
+
+/// `RSTUF_METRICS_ADDR`: where to serve Prometheus metrics; unset, none.
+fn metrics_addr(env: &Env) -> Result<Option<SocketAddr>, ConfigError> {
+    const NAME: &str = "RSTUF_METRICS_ADDR";
+    env.get(NAME)
+        .map(|v| {
+            v.trim().parse().map_err(|_| {
+                problem(
+                    NAME,
+                    format!("{v:?} is not an address and port such as 0.0.0.0:9100"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// Number of CPUs, at least 2 so a waiting task never starves the publisher.
@@ -399,8 +425,18 @@ mod tests {
         assert_eq!(c.lock_timeout, Duration::from_secs(60));
         assert_eq!(c.bump_ttl, Duration::from_secs(600));
         assert_eq!(c.data_dir, PathBuf::from("/data"));
+        assert_eq!(c.metrics_addr, None);
         assert_eq!(c.queues, vec!["metadata_repository", "rstuf_internals"]);
         assert!(c.threads >= 2);
+    }
+
+    #[test]
+    fn metrics_address_is_validated_at_start() {
+        let c = load(&with(&[("RSTUF_METRICS_ADDR", "0.0.0.0:9100")])).unwrap();
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        let e = load(&with(&[("RSTUF_METRICS_ADDR", "9100")])).unwrap_err();
+        assert_eq!(e.variable, "RSTUF_METRICS_ADDR");
+        assert!(e.problem.contains("0.0.0.0:9100"), "{e}");
     }
 
     #[test]

@@ -9,25 +9,28 @@ use log::{error, info};
 
 use rstuf_worker::backend::{BackendConfig, ResultBackend};
 use rstuf_worker::broker::{self, BrokerConfig, BrokerUrl, QueueName, Shutdown};
-use rstuf_worker::config::{Config, Env, Overrides, StorageConfig};
+use rstuf_worker::config::{self, Config, Env, Overrides, StorageConfig};
 use rstuf_worker::db::Db;
+use rstuf_worker::health::{self, Heartbeat, Probe};
 use rstuf_worker::lock::schedule::{self, SlotClaimer};
 use rstuf_worker::lock::{LockClient, LockConfig, LockKey};
 use rstuf_worker::settings::{SettingsConfig, SettingsStore};
 use rstuf_worker::storage::{AwsS3, LocalStorage, Storage};
 use rstuf_worker::tasks::Context;
 use rstuf_worker::worker::Worker;
-use rstuf_worker::{beat, tasks};
+use rstuf_worker::{beat, metrics, tasks};
 
 const USAGE: &str = "\
 rstuf-worker: Repository Service for TUF worker
 
-usage: rstuf-worker [run|migrate|check] [--threads N] [--queues Q1,Q2]
+usage: rstuf-worker [run|migrate|check|health] [--threads N] [--queues Q1,Q2]
        rstuf-worker --version | --help
 
   run       consume RSTUF tasks (default); applies database migrations first
   migrate   create or check the database schema, then exit
   check     check configuration and every service, one line each; exit 1 on failure
+  health    exit 0 only if the worker running with this DATA_DIR is consuming
+            and its services answer (reads its heartbeat; for HEALTHCHECK)
 
 Configuration comes from upstream's RSTUF_* environment variables (README.md).";
 
@@ -36,6 +39,7 @@ enum Command {
     Run,
     Migrate,
     Check,
+    Health,
     Version,
     Help,
 }
@@ -49,6 +53,7 @@ fn parse_args(args: &[String]) -> Result<(Command, Overrides), String> {
             "run" => command = Command::Run,
             "migrate" => command = Command::Migrate,
             "check" => command = Command::Check,
+            "health" => command = Command::Health,
             "--version" | "-V" => command = Command::Version,
             "--help" | "-h" => command = Command::Help,
             "--threads" => {
@@ -90,6 +95,9 @@ fn main() -> ExitCode {
         _ => {}
     }
     let lookup = |name: &str| std::env::var(name).ok();
+    if command == Command::Health {
+        return health(&config::data_dir(&Env::new(&lookup)));
+    }
     let config = match Config::from_env(&Env::new(&lookup), &overrides) {
         Ok(config) => config,
         Err(e) => {
@@ -106,6 +114,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn health(data_dir: &std::path::Path) -> ExitCode {
+    match health::check(data_dir) {
+        Ok(summary) => {
+            println!("healthy: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            println!("unhealthy: {problem}");
             ExitCode::FAILURE
         }
     }
@@ -189,6 +210,11 @@ fn run(config: &Config) -> Result<(), String> {
     ))
     .map_err(|e| e.to_string())?;
     let ctx = Arc::new(context(config)?);
+    if let Some(addr) = config.metrics_addr {
+        metrics::http::serve(addr)
+            .map_err(|e| format!("RSTUF_METRICS_ADDR: cannot serve metrics on {addr}: {e}"))?;
+    }
+    let _heartbeat = heartbeat(config, &ctx)?;
     tasks::start_publisher(ctx.clone())
         .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
     let worker = Worker::new(ctx.clone(), config.bump_ttl, backend, &config.worker_id);
@@ -249,6 +275,33 @@ fn consume_each_queue_apart(
             .collect::<Result<Vec<()>, String>>()
     })?;
     Ok(())
+}
+
+/// The heartbeat `health` reads: every consumer of every queue, and a round
+/// trip to the result backend and PostgreSQL.
+fn heartbeat(config: &Config, ctx: &Context) -> Result<Heartbeat, String> {
+    let backend = ResultBackend::new(&BackendConfig::new(
+        config.redis.url(config.redis.db_result),
+    ))
+    .map_err(|e| e.to_string())?;
+    let db = ctx.db.clone();
+    let probes: Vec<(&'static str, Probe)> = vec![
+        (
+            "redis",
+            Box::new(move || backend.ping().map_err(|e| e.to_string())),
+        ),
+        (
+            "postgresql",
+            Box::new(move || db.ping().map_err(|e| e.to_string())),
+        ),
+    ];
+    health::spawn(
+        &config.data_dir,
+        config.threads * config.queues.len(),
+        metrics::consumers,
+        probes,
+    )
+    .map_err(|e| format!("cannot start the heartbeat thread: {e}"))
 }
 
 /// The periodic bump; like upstream's beat it lives with `rstuf_internals`.

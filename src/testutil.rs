@@ -1,8 +1,9 @@
 //! Helpers shared by the unit tests in `src/`: unique names so tests can run
 //! in parallel (with each other and with other test binaries), the pinned
 //! Python venv, and valid domain values from literals.
+use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::redis_link::random_token;
@@ -48,4 +49,25 @@ pub fn run_python(script: &str, args: &[&str], stdin: &str) -> String {
 /// A role name the test knows to be valid.
 pub fn role_name(name: &str) -> RoleName {
     RoleName::new(name).unwrap()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(&format!("rstuf-{tag}-")));
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }

@@ -16,7 +16,8 @@ use log::{error, info, warn};
 use crate::backend::{self, Failure, Progress, ResultBackend, Stored, TaskRequest};
 use crate::broker::{Delivery, Disposition};
 use crate::celery::{self, Task, TaskHeaders, TaskMessage};
-use crate::tasks;
+use crate::metrics::{self, Outcome};
+use crate::tasks::{self, Action};
 
 /// How long a result write is retried before the message goes back.
 const RESULT_RETRIES: u32 = 8;
@@ -88,6 +89,7 @@ impl Worker {
             celery::Error::Argument { .. } => Failure::new("builtins", "TypeError", e.to_string()),
             _ => Failure::new("builtins", "ValueError", e.to_string()),
         };
+        metrics::task_finished("unreadable", Outcome::Failure, Duration::ZERO);
         match self.store_final(request, |b| b.failure(request, &failure)) {
             Ok(()) => Disposition::Reject,
             Err(()) => Disposition::Requeue,
@@ -115,6 +117,7 @@ impl Worker {
         }
         match task {
             Task::Repository { action, payload } => {
+                info!("task {id} {action} started");
                 let report = |progress: &Progress| {
                     if let Err(e) = self.backend.running(request, progress) {
                         warn!("task {id}: cannot record progress: {e}");
@@ -125,20 +128,21 @@ impl Worker {
                     report: &report,
                 };
                 let outcome = tasks::run(&self.ctx, &req, &action, payload);
-                self.finish(request, &action, outcome, started, |result| {
-                    let verdict = if result.error.is_none() {
-                        "succeeded"
+                let label = action_label(&action);
+                self.finish(request, label, outcome, started, |result| {
+                    if result.error.is_none() {
+                        (Outcome::Success, format!("succeeded: {}", result.message))
                     } else {
-                        "errored"
-                    };
-                    format!("{verdict}: {}", result.message)
+                        (Outcome::Errored, format!("errored: {}", result.message))
+                    }
                 })
             }
             // A Python beat's message; its result is a bare list of roles.
             Task::BumpOnlineRoles { expired } => {
+                info!("task {id} bump_online_roles started");
                 let outcome = tasks::bump_online_roles(&self.ctx, self.bump_ttl, expired);
                 self.finish(request, "bump_online_roles", outcome, started, |roles| {
-                    format!("bumped {roles:?}")
+                    (Outcome::Success, format!("bumped {roles:?}"))
                 })
             }
         }
@@ -148,19 +152,23 @@ impl Worker {
     fn finish<R: serde::Serialize>(
         &self,
         request: &TaskRequest,
-        label: &str,
+        label: &'static str,
         outcome: Result<R, Failure>,
         started: std::time::Instant,
-        describe: impl Fn(&R) -> String,
+        describe: impl Fn(&R) -> (Outcome, String),
     ) -> Disposition {
         let id = request.id.as_str();
-        let elapsed = started.elapsed().as_secs_f64();
+        let took = started.elapsed();
+        let elapsed = took.as_secs_f64();
         let stored = match &outcome {
             Ok(result) => {
-                info!("task {id} {label} in {elapsed:.3}s {}", describe(result));
+                let (verdict, text) = describe(result);
+                metrics::task_finished(label, verdict, took);
+                info!("task {id} {label} in {elapsed:.3}s {text}");
                 self.store_final(request, |b| b.success(request, result))
             }
             Err(failure) => {
+                metrics::task_finished(label, Outcome::Failure, took);
                 info!(
                     "task {id} {label} failed in {elapsed:.3}s: {}: {}",
                     failure.exc_type,
@@ -209,6 +217,12 @@ impl Worker {
         thread::sleep(RESULT_RETRY_PAUSE * 4);
         Disposition::Requeue
     }
+}
+
+/// The action as a metrics label: names a message made up share one label,
+/// so a flood of bad messages cannot grow the label set.
+fn action_label(action: &str) -> &'static str {
+    action.parse::<Action>().map_or("unknown", Action::as_str)
 }
 
 /// The first bytes of a body for a log line, never the whole payload.

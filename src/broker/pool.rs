@@ -90,6 +90,7 @@ where
         }
         let wait = config.reconnect.delay(failures);
         failures = failures.saturating_add(1);
+        crate::metrics::broker_reconnect();
         warn!(
             "broker thread {slot}: {reason}; reconnecting to {} in {wait:?} (attempt {failures})",
             config.url
@@ -183,10 +184,12 @@ where
         config.url,
         config.prefetch
     );
+    let consuming = crate::metrics::Consuming::start(consumers.len());
     let end = match deliver_until_stop(channel, &consumers, shutdown, handler) {
         Ok(()) => SessionEnd::Stopped,
         Err(reason) => lost(true, reason),
     };
+    drop(consuming);
     for (queue, consumer) in &consumers {
         if let Err(e) = consumer.cancel() {
             debug!("broker thread {slot}: cancelling the consumer of {queue}: {e}");
@@ -248,6 +251,7 @@ fn handle<H>(
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
+    let _in_use = crate::metrics::InUse::start();
     let delivery = Delivery::take_from(queue, &mut raw);
     let tag = delivery.delivery_tag;
     debug!(

@@ -92,6 +92,17 @@ impl Db {
         Ok(Db { pool, server })
     }
 
+    /// A round trip on a pooled connection, for the heartbeat.
+    pub fn ping(&self) -> Result<()> {
+        self.transaction(
+            || "ping".into(),
+            |tx| {
+                tx.batch_execute("SELECT 1")?;
+                Ok(())
+            },
+        )
+    }
+
     /// Runs `work` in a transaction on a pooled connection and commits it.
     /// `operation` ("read role 'bins-0'") names the work in errors only.
     fn transaction<T>(

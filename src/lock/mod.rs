@@ -129,6 +129,7 @@ impl LockClient {
         let mut guard = self.guard(key, ttl)?;
         loop {
             if guard.take()? {
+                crate::metrics::lock_waited(started.elapsed());
                 return Ok(guard);
             }
             let now = Instant::now();
@@ -154,6 +155,7 @@ impl LockClient {
             holder: self.holder(key, token)?,
             ttl,
             held: false,
+            taken: Instant::now(),
         })
     }
 
@@ -211,6 +213,8 @@ pub struct LockGuard {
     holder: Holder,
     ttl: Duration,
     held: bool,
+    /// When it was taken, for the hold-time metric.
+    taken: Instant,
 }
 
 impl LockGuard {
@@ -234,6 +238,7 @@ impl LockGuard {
     /// holder's lock is left alone).
     pub fn release(mut self) -> Result<(), Error> {
         self.held = false;
+        crate::metrics::lock_held(self.taken.elapsed());
         let ttl = self.ttl;
         if self.holder.run("releasing", RELEASE_SCRIPT, ttl)? {
             Ok(())
@@ -245,6 +250,7 @@ impl LockGuard {
     fn take(&mut self) -> Result<bool, Error> {
         let ttl = self.ttl;
         self.held = self.holder.run("acquiring", ACQUIRE_SCRIPT, ttl)?;
+        self.taken = Instant::now();
         Ok(self.held)
     }
 
@@ -262,6 +268,7 @@ impl Drop for LockGuard {
             return;
         }
         self.held = false;
+        crate::metrics::lock_held(self.taken.elapsed());
         let ttl = self.ttl;
         match self.holder.run("releasing", RELEASE_SCRIPT, ttl) {
             Ok(true) => {}

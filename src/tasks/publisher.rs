@@ -208,6 +208,7 @@ impl Publisher {
 
     fn serve(&self, ctx: &Context) {
         info!("publisher: ready");
+        let mut covered = 0;
         loop {
             let (plan, covers) = {
                 let mut state = self.state();
@@ -218,7 +219,10 @@ impl Publisher {
                     state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
             };
+            let started = Instant::now();
             let outcome = run_round(ctx, &plan);
+            crate::metrics::publish_round(covers - covered, started.elapsed());
+            covered = covers;
             let mut state = self.state();
             state.outcomes.push_back((covers, outcome));
             while state.outcomes.len() > REMEMBERED_ROUNDS {

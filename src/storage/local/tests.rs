@@ -6,42 +6,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::*;
-use crate::testutil::{role_name, unique_name};
+use crate::testutil::{role_name, TempDir};
 use crate::tuf::testdata;
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+/// What these tests ask of their directory.
+trait StorageDir {
+    fn storage(&self) -> LocalStorage;
+    fn names(&self) -> BTreeSet<String>;
+}
 
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(unique_name(&format!("rstuf-storage-{tag}-")));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
+impl StorageDir for TempDir {
     fn storage(&self) -> LocalStorage {
         LocalStorage::open(&LocalConfig {
-            path: self.0.clone(),
+            path: self.path().to_path_buf(),
         })
         .unwrap()
     }
 
     fn names(&self) -> BTreeSet<String> {
-        fs::read_dir(&self.0)
+        fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
