@@ -8,6 +8,8 @@ SHARED ?= $(abspath $(CURDIR)/../shared)
 
 export RSTUF_SHARED_DIR ?= $(SHARED)
 export RSTUF_TEST_PYTHON ?= $(VENV_PY)
+# The image's binary, which tests run from an otherwise empty root.
+export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
 .PHONY: run build release static image test lint unit venv bench-core clean
 
@@ -41,7 +43,7 @@ release:
 STATIC_TARGET := x86_64-unknown-linux-gnu
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET)
-	mkdir -p target/image
+	mkdir -p target/image/empty
 	cp "$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/$(STATIC_TARGET)/release/rstuf-worker" target/image/
 	strip target/image/rstuf-worker
 	cp /etc/ssl/certs/ca-certificates.crt target/image/
@@ -49,7 +51,12 @@ static:
 ## image: the container image from Containerfile (podman, buildah or docker)
 IMAGE ?= rstuf-worker:latest
 image: static
-	$$(command -v podman || command -v docker) build -f Containerfile -t $(IMAGE) target/image
+	# podman keeps HEALTHCHECK only in the docker image format.
+	if command -v podman >/dev/null; then \
+		podman build --format docker -f Containerfile -t $(IMAGE) target/image; \
+	else \
+		docker build -f Containerfile -t $(IMAGE) target/image; \
+	fi
 
 ## venv: the Python tools tests drive and check the worker with (pinned)
 venv: $(VENV)/.installed
@@ -65,7 +72,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 ## test: everything CI checks
-test: venv lint
+test: venv lint static
 	$(CARGO) test --all-targets
 
 ## bench-core: serialize + sign 16384 bin roles per key type (not part of test)

@@ -5,6 +5,10 @@
 //! `health` judges that file: missing (stopped, or never started), stale
 //! (hung, or killed), short of consumers (broker unreachable) or listing a
 //! service that did not answer.
+//!
+//! Each process names its file after the queues it consumes, because
+//! supervisord runs one process per queue set with one `DATA_DIR`; `health`
+//! judges every heartbeat there and is healthy only if all of them are.
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,8 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::Shutdown;
 
-/// The heartbeat file's name under `DATA_DIR`.
-pub const FILE_NAME: &str = "rstuf-worker.heartbeat";
+const PREFIX: &str = "rstuf-worker";
+const SUFFIX: &str = ".heartbeat";
+
+/// The heartbeat file's name under `DATA_DIR` for a process consuming
+/// `queues` (queue names are plain words, safe in a file name).
+pub fn file_name(queues: &[String]) -> String {
+    format!("{PREFIX}@{}{SUFFIX}", queues.join("+"))
+}
 /// How often the heartbeat is written.
 pub const INTERVAL: Duration = Duration::from_secs(5);
 /// A heartbeat older than this means the worker stopped writing it: a few
@@ -68,22 +78,58 @@ impl Beat {
     }
 }
 
-/// Reads and judges the heartbeat in `data_dir`.
+/// Reads and judges every heartbeat in `data_dir`: one line per process,
+/// healthy only if there is at least one and every one is healthy.
 pub fn check(data_dir: &Path) -> Result<String, String> {
-    let path = data_dir.join(FILE_NAME);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "no heartbeat at {}: the worker is not running (or runs with another DATA_DIR)",
-                path.display()
-            ))
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let beat: Beat = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a heartbeat: {e}", path.display()))?;
-    beat.judge(unix_now())
+    let files = heartbeat_files(data_dir)?;
+    if files.is_empty() {
+        return Err(format!(
+            "no heartbeat in {}: the worker is not running (or runs with another DATA_DIR)",
+            data_dir.display()
+        ));
+    }
+    let now = unix_now();
+    let verdicts: Vec<(String, Result<String, String>)> = files
+        .into_iter()
+        .map(|(name, path)| (name, read_beat(&path).and_then(|beat| beat.judge(now))))
+        .collect();
+    let lines = verdicts
+        .iter()
+        .map(|(name, verdict)| match verdict {
+            Ok(text) | Err(text) => format!("{name}: {text}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if verdicts.iter().all(|(_, verdict)| verdict.is_ok()) {
+        Ok(lines)
+    } else {
+        Err(lines)
+    }
+}
+
+/// (queue set, path) of each heartbeat file, in name order.
+fn heartbeat_files(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let entries = fs::read_dir(data_dir)
+        .map_err(|e| format!("cannot list DATA_DIR {}: {e}", data_dir.display()))?;
+    let mut files: Vec<(String, PathBuf)> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let queues = name
+                .strip_prefix(PREFIX)?
+                .strip_prefix('@')?
+                .strip_suffix(SUFFIX)?;
+            Some((queues.to_owned(), path))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_beat(path: &Path) -> Result<Beat, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not a heartbeat: {e}", path.display()))
 }
 
 fn unix_now() -> u64 {
@@ -103,16 +149,17 @@ pub struct Heartbeat {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts writing `data_dir/`[`FILE_NAME`] every [`INTERVAL`] until the
-/// returned [`Heartbeat`] is dropped. `consumers` reads how many consumers
-/// consume now.
+/// Starts writing `data_dir/`[`file_name`]`(queues)` every [`INTERVAL`]
+/// until the returned [`Heartbeat`] is dropped. `consumers` reads how many
+/// consumers consume now.
 pub fn spawn(
     data_dir: &Path,
+    queues: &[String],
     expected_consumers: usize,
     consumers: fn() -> i64,
     mut probes: Vec<(&'static str, Probe)>,
 ) -> io::Result<Heartbeat> {
-    let path = data_dir.join(FILE_NAME);
+    let path = data_dir.join(file_name(queues));
     let target = path.clone();
     let stop = Shutdown::new();
     let shutdown = stop.clone();
@@ -181,6 +228,31 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
+    #[test]
+    fn every_heartbeat_in_data_dir_is_judged() {
+        let dir = TempDir::new("health-many");
+        let now = unix_now();
+        let write_beat = |queues: &str, consumers| {
+            let path = dir.path().join(format!("rstuf-worker@{queues}.heartbeat"));
+            write(&path, &beat(now, consumers, &[])).unwrap();
+        };
+        write_beat("metadata_repository", 4);
+        write_beat("rstuf_internals", 4);
+        std::fs::write(dir.path().join("unrelated.txt"), "x").unwrap();
+        let healthy = check(dir.path()).unwrap();
+        assert_eq!(healthy.lines().count(), 2, "{healthy}");
+        write_beat("rstuf_internals", 1);
+        let sick = check(dir.path()).unwrap_err();
+        assert!(
+            sick.contains("metadata_repository: process 42 consuming"),
+            "{sick}"
+        );
+        assert!(
+            sick.contains("rstuf_internals: consuming with 1 of 4"),
+            "{sick}"
+        );
+    }
+
     fn beat(written: u64, consumers: i64, problems: &[&str]) -> Beat {
         Beat {
             pid: 42,
@@ -210,8 +282,9 @@ mod tests {
     fn the_file_lives_from_the_first_beat_until_the_heartbeat_is_dropped() {
         let dir = TempDir::new("health");
         let failing: Probe = Box::new(|| Err("no answer".into()));
-        let heartbeat = spawn(dir.path(), 1, || 1, vec![("redis", failing)]).unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let queues = ["q1".to_owned(), "q2".to_owned()];
+        let heartbeat = spawn(dir.path(), &queues, 1, || 1, vec![("redis", failing)]).unwrap();
+        let path = dir.path().join("rstuf-worker@q1+q2.heartbeat");
         let start = std::time::Instant::now();
         while !path.exists() {
             assert!(
@@ -220,7 +293,7 @@ mod tests {
             );
             thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(check(dir.path()).unwrap_err(), "redis: no answer");
+        assert_eq!(check(dir.path()).unwrap_err(), "q1+q2: redis: no answer");
         drop(heartbeat);
         assert!(check(dir.path()).unwrap_err().contains("not running"));
     }

@@ -297,6 +297,7 @@ fn heartbeat(config: &Config, ctx: &Context) -> Result<Heartbeat, String> {
     ];
     health::spawn(
         &config.data_dir,
+        &config.queues,
         config.threads * config.queues.len(),
         metrics::consumers,
         probes,

@@ -2,10 +2,10 @@
 //! by the Python celery client exactly as the RSTUF API drives it.
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::proxy::StallingProxy;
+use common::rabbitmq::{rabbitmqctl, Vhost};
 use common::services::{queue_depth, Deployment};
 use common::unique;
 use serde_json::json;
@@ -93,34 +93,10 @@ fn a_task_of_a_killed_worker_is_redelivered_to_another() {
     rescuer.wait_for_log(&id, LIMIT);
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Vhost(String);
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.0])
-            .output();
-    }
-}
-
 #[test]
 fn the_worker_reconnects_when_rabbitmq_closes_its_connections() {
-    let vhost = Vhost(unique("rstuf_vhost"));
-    rabbitmqctl(&["add_vhost", &vhost.0]);
-    rabbitmqctl(&["set_permissions", "-p", &vhost.0, "guest", ".*", ".*", ".*"]);
-    let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.0);
+    let vhost = Vhost::new();
+    let url = vhost.url();
     let dep = Deployment::new();
     let worker = dep.start_worker(&[("RSTUF_BROKER_SERVER", &url)]);
     let send = |id: &str| {
@@ -142,7 +118,7 @@ fn the_worker_reconnects_when_rabbitmq_closes_its_connections() {
     rabbitmqctl(&[
         "close_all_connections",
         "-p",
-        &vhost.0,
+        vhost.name(),
         "test: connection closed on purpose",
     ]);
     let after = unique("after");

@@ -97,7 +97,8 @@ where
         );
         shutdown.sleep(wait);
     }
-    info!("broker thread {slot}: stopped");
+    let queues: Vec<&str> = config.queues.iter().map(QueueName::as_str).collect();
+    info!("broker thread {slot} ({}): stopped", queues.join(", "));
 }
 
 /// One connection, from connect to close.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub mod fixtures;
 pub mod moto;
 pub mod proxy;
+pub mod rabbitmq;
 pub mod services;
 
 /// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.

@@ -243,7 +243,11 @@ impl Deployment {
         threads: usize,
         extra_env: &[(&str, &str)],
     ) -> WorkerProcess {
-        let log = self.logs.path().join(format!("{}.log", unique("worker")));
+        let name = unique("worker");
+        let log = self.logs.path().join(format!("{name}.log"));
+        // Each process its own DATA_DIR: the heartbeat is per process.
+        let data_dir = self.logs.path().join(format!("{name}-data"));
+        std::fs::create_dir_all(&data_dir).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"));
         cmd.arg("run")
             .arg("--threads")
@@ -251,6 +255,7 @@ impl Deployment {
             .arg("--queues")
             .arg(queues.join(","))
             .envs(self.env())
+            .env("DATA_DIR", &data_dir)
             .envs(
                 extra_env
                     .iter()
@@ -262,6 +267,7 @@ impl Deployment {
         let worker = WorkerProcess {
             child: Some(child),
             log,
+            data_dir,
         };
         worker.wait_for_log("consuming", Duration::from_secs(20));
         worker
@@ -326,9 +332,15 @@ fn online_keys() -> TempDir {
 pub struct WorkerProcess {
     child: Option<Child>,
     pub log: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 impl WorkerProcess {
+    /// `rstuf-worker health` on this process's DATA_DIR: (exit 0, output).
+    pub fn health(&self) -> (bool, String) {
+        health(&self.data_dir)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -359,6 +371,20 @@ impl WorkerProcess {
         let mut child = self.child.take().unwrap();
         child.wait().unwrap()
     }
+}
+
+/// `rstuf-worker health` with `data_dir` as DATA_DIR: (exit 0, output).
+pub fn health(data_dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+        .arg("health")
+        .env_clear()
+        .env("DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 impl Drop for WorkerProcess {
