@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::net::{Shutdown as SocketShutdown, TcpListener, TcpStream};
 use std::num::{NonZeroU16, NonZeroUsize};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,10 @@ use rstuf_worker::broker::{
 use rstuf_worker::celery::RawMessage;
 use serde_json::{json, Value};
 
+mod common;
+use common::rabbitmq::{rabbitmqctl, Vhost};
+use common::{python, unique};
+
 #[path = "../src/tuf/testdata.rs"]
 #[allow(dead_code)]
 mod testdata;
@@ -28,12 +31,6 @@ const RABBIT: &str = "127.0.0.1:5672";
 const WAIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------- helpers
-
-fn python() -> PathBuf {
-    std::env::var_os("RSTUF_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
 
 /// Runs a Python snippet with `args` as sys.argv[1:]; returns its stdout.
 fn run_python(code: &str, args: &[&str]) -> String {
@@ -83,47 +80,6 @@ fn url(vhost: &str) -> AmqpUrl {
         .unwrap()
         .into_amqp()
         .unwrap()
-}
-
-fn unique(name: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "test_{}_{}_{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl must be runnable (tests run as root next to RabbitMQ)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A vhost of its own, for tests that close every connection in it.
-struct Vhost(String);
-
-impl Vhost {
-    fn new() -> Vhost {
-        let name = unique("vhost");
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Vhost(name)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.0])
-            .output();
-    }
 }
 
 /// Test queues, deleted (with their exchanges) when the test ends.
@@ -520,7 +476,7 @@ with Connection(sys.argv[1]) as conn:
 #[test]
 fn reconnects_after_rabbitmq_closes_the_connections() {
     let vhost = Vhost::new();
-    let queues = Queues::new(&vhost.0, &["metadata_repository"]);
+    let queues = Queues::new(vhost.name(), &["metadata_repository"]);
     let (tx, rx) = unbounded();
     let (release_tx, release_rx) = unbounded::<()>();
     let pool = Pool::start(queues.config(2, 1), move |d| {
@@ -539,7 +495,7 @@ fn reconnects_after_rabbitmq_closes_the_connections() {
         .unwrap();
     assert_eq!(next(&rx), ("slow".into(), false));
 
-    rabbitmqctl(&["close_all_connections", "-p", &vhost.0, "broker test"]);
+    rabbitmqctl(&["close_all_connections", "-p", vhost.name(), "broker test"]);
     // The in-flight task finishes; its ack fails and RabbitMQ redelivers it.
     release_tx.send(()).unwrap();
     // The publisher's connection was closed too; it reconnects by itself.
