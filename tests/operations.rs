@@ -4,14 +4,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::rabbitmq::Vhost;
 use common::services::{health, Deployment, WorkerProcess};
-use common::{python, unique, TempDir};
+use common::{free_port, python, unique, TempDir};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -58,14 +58,6 @@ fn health_follows_the_worker_up_cut_off_from_the_broker_back_and_stopped() {
     assert!(status.success(), "{status:?}");
     let (ok, out) = health(&data_dir);
     assert!(!ok && out.contains("not running"), "{out}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn scrape(port: u16) -> String {

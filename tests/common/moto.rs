@@ -1,5 +1,5 @@
 //! A local moto S3 server for tests: 127.0.0.1, a free port, killed on drop.
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -7,21 +7,13 @@ use rstuf_worker::storage::S3Config;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 
-use super::python;
+use super::{free_port, python};
 
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
 /// Not us-east-1: rust-s3 sends a LocationConstraint with every bucket
 /// creation, and S3 (moto too) refuses one naming us-east-1.
 pub const REGION: &str = "eu-west-1";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A moto S3 server; killed on drop, so a failing test does not leak it.
 pub struct Moto {
