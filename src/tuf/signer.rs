@@ -112,11 +112,43 @@ pub fn load_online_signer(key_dir: &Path, keyid: &KeyId, key: &Key) -> Result<Bo
         path: path.display().to_string(),
         reason,
     };
-    let pem = std::fs::read(&path).map_err(|e| file_error(format!("cannot read it: {e}")))?;
-    let private =
-        PrivateKey::parse_pem(&String::from_utf8_lossy(&pem)).map_err(|why| file_error(why.0))?;
+    warn_if_world_readable(&path);
+    let mut pem = std::fs::read(&path).map_err(|e| file_error(format!("cannot read it: {e}")))?;
+    let parsed = std::str::from_utf8(&pem)
+        .map_err(|_| file_error("it is not a PEM text file".into()))
+        .and_then(|text| PrivateKey::parse_pem(text).map_err(|why| file_error(why.0)));
+    scrub(&mut pem);
+    let private = parsed?;
     let signer = PemSigner::bind(private, keyid, key).map_err(file_error)?;
     Ok(Box::new(signer))
+}
+
+/// Any user of the host could copy a world-readable key; the worker still
+/// uses it (refusing would stop signing on a deployment that ran fine
+/// upstream) but says so at every load.
+fn warn_if_world_readable(path: &Path) {
+    if let Some(mode) = world_readable_mode(path) {
+        log::warn!(
+            "online key file {} is readable by every user (mode {mode:o}); run `chmod o-r` on it",
+            path.display()
+        );
+    }
+}
+
+/// The permission bits of `path` when others may read it.
+fn world_readable_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o004 != 0).then_some(mode)
+}
+
+/// Overwrites the key file's bytes once parsed, so they do not linger in
+/// freed memory; volatile so the compiler cannot drop the dead stores.
+fn scrub(bytes: &mut [u8]) {
+    for byte in bytes.iter_mut() {
+        // SAFETY: `byte` is a valid, exclusive reference into the slice.
+        unsafe { std::ptr::write_volatile(byte, 0) };
+    }
 }
 
 /// Where `fn:<name>` points: `Path(key_dir, name)` as Python builds it, so an
@@ -182,6 +214,18 @@ mod tests {
             Ok(signer) => panic!("{} loaded", signer.keyid()),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn key_files_readable_by_others_are_flagged() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::testutil::TempDir::new("key-mode");
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(world_readable_mode(&path), Some(0o644));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(world_readable_mode(&path), None);
     }
 
     #[test]
