@@ -221,3 +221,135 @@ fn forced_bump_of_16384_bins() {
     assert_eq!(dep.latest_version("snapshot"), 2);
     dep.ngclient(&[]);
 }
+
+/// Every versioned metadata file in storage with its bytes.
+fn versioned_files(dep: &Deployment) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dep.storage.path())
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            let versioned = name.split('.').next()?.parse::<u64>().is_ok();
+            versioned.then(|| (name, std::fs::read(&path).unwrap()))
+        })
+        .collect()
+}
+
+/// Sends the tasks at once and checks each one's message.
+fn run_all(dep: &Deployment, tasks: Vec<(String, Value, &str)>) {
+    let (ids, bodies): (Vec<_>, Vec<_>) = tasks
+        .into_iter()
+        .map(|(id, body, message)| ((id, message), body))
+        .unzip();
+    dep.send(&dep.queue, &Value::Array(bodies));
+    for (id, message) in ids {
+        let record = dep.wait_for_final(&id, LONG);
+        assert_eq!(record["result"]["message"], message, "{record}");
+    }
+}
+
+fn remove_task(paths: &[String]) -> (String, Value) {
+    internal_task("remove_artifacts", json!({"artifacts": paths}))
+}
+
+/// The artifact tasks again with two processes of four threads each on the
+/// same queues: adds (some waiting for a publish), then removes interleaved
+/// with more adds. Nothing is lost, nothing published twice: the client
+/// sees exactly what should be there, every version of every role exists
+/// once and is never rewritten, and the database agrees with storage.
+#[test]
+fn two_processes_of_four_threads_add_and_remove_concurrently() {
+    let dep = Deployment::new();
+    install_bins_after_bootstrap(&dep);
+    let workers = [
+        dep.start_worker_with_threads(4, &[]),
+        dep.start_worker_with_threads(4, &[]),
+    ];
+    let batch = |n: u64| -> Vec<Value> {
+        (0..3)
+            .map(|i| artifact(&format!("mp/{n}/{i}.bin"), n * 10 + i + 1))
+            .collect()
+    };
+    let paths_of = |n: u64| -> Vec<String> { (0..3).map(|i| format!("mp/{n}/{i}.bin")).collect() };
+    let add = |n: u64, publish: bool| {
+        let (id, task) = internal_task(
+            "add_artifacts",
+            json!({"artifacts": batch(n), "publish_artifacts": publish}),
+        );
+        (id, task, "Artifact(s) Added")
+    };
+
+    // Every fifth add waits for a publish_artifacts from the API.
+    let held: Vec<(String, Value, &str)> = (0..40)
+        .filter(|n| n % 5 == 0)
+        .map(|n| add(n, false))
+        .collect();
+    let held_ids: Vec<String> = held.iter().map(|(id, _, _)| id.clone()).collect();
+    let first: Vec<_> = (0..40)
+        .filter(|n| n % 5 != 0)
+        .map(|n| add(n, true))
+        .collect();
+    run_all(&dep, first);
+    dep.send(
+        &dep.queue,
+        &Value::Array(held.into_iter().map(|(_, t, _)| t).collect()),
+    );
+    for id in &held_ids {
+        let start = Instant::now();
+        while dep.record(id)["status"] != "RUNNING" {
+            assert!(start.elapsed() < LONG, "{id} never waited for a publish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let (publish, task) = internal_task("publish_artifacts", Value::Null);
+    dep.send(&dep.internals, &json!([task]));
+    assert_eq!(dep.wait_for_final(&publish, LONG)["status"], "SUCCESS");
+    for id in &held_ids {
+        let record = dep.wait_for_final(id, LONG);
+        assert_eq!(record["result"]["message"], "Artifact(s) Added", "{record}");
+    }
+    let published = versioned_files(&dep);
+
+    // Removes of the first twenty batches' first two artifacts, with twenty
+    // new adds in between.
+    let mut second = Vec::new();
+    for n in 0..20 {
+        let (id, task) = remove_task(&paths_of(n)[..2]);
+        second.push((id, task, "Artifact(s) removed"));
+        second.push(add(40 + n, true));
+    }
+    run_all(&dep, second);
+
+    for worker in &workers {
+        let log = worker.log_text();
+        assert!(log.contains("add_artifacts in"), "{log}");
+    }
+    let after = versioned_files(&dep);
+    for (name, bytes) in &published {
+        assert_eq!(
+            after.get(name),
+            Some(bytes),
+            "{name} was rewritten or removed"
+        );
+    }
+    assert_no_version_gaps(&dep, &["snapshot", "bins-0", "bins-7", "bins-f"]);
+    for bin in common::fixtures::bin_names() {
+        assert_eq!(
+            dep.role_row(&bin).0 as u64,
+            dep.latest_version(&bin),
+            "{bin}"
+        );
+    }
+    let removed: Vec<String> = (0..20).flat_map(|n| paths_of(n)[..2].to_vec()).collect();
+    let kept: Vec<String> = (0..60)
+        .flat_map(paths_of)
+        .filter(|p| !removed.contains(p))
+        .collect();
+    let all: Vec<&str> = kept.iter().chain(&removed).map(String::as_str).collect();
+    let client = dep.ngclient(&all);
+    let mut found = client.found.clone();
+    found.sort();
+    let mut expected = kept.clone();
+    expected.sort();
+    assert_eq!(found, expected, "the client's view differs");
+}
