@@ -11,7 +11,7 @@ export RSTUF_TEST_PYTHON ?= $(VENV_PY)
 # The image's binary, which tests run from an otherwise empty root.
 export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
-.PHONY: run build release static image test lint unit venv bench-core clean
+.PHONY: run build release static image test lint unit venv bench-core fuzz clean
 
 # Defaults for `make run` on a development machine (local services, trust
 # auth); any of them can be overridden from the environment.
@@ -79,6 +79,22 @@ test: venv lint static
 bench-core:
 	$(CARGO) run --release --quiet --example bench_core
 
+## fuzz: each fuzz target for FUZZ_SECONDS, seeded from ../shared (not in test)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := celery_message metadata
+# cargo-fuzz needs unstable compiler flags (sanitizers); the machine's only
+# toolchain is stable, so it runs with RUSTC_BOOTSTRAP.
+fuzz: .tools/bin/cargo-fuzz
+	$(PYTHON) tests/fuzz/seed.py "$(SHARED)" target/fuzz-corpus
+	for t in $(FUZZ_TARGETS); do \
+		PATH="$(CURDIR)/.tools/bin:$$PATH" RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run \
+			--fuzz-dir tests/fuzz -O $$t target/fuzz-corpus/$$t \
+			-- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+.tools/bin/cargo-fuzz:
+	$(CARGO) install cargo-fuzz --locked --version 0.13.2 --root .tools
+
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools
