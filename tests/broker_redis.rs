@@ -273,3 +273,77 @@ fn artifacts_added_over_the_redis_broker_reach_the_tuf_client() {
     let client = dep.ngclient(&["over-redis.bin"]);
     assert_eq!(client.found, ["over-redis.bin"], "{client:?}");
 }
+
+#[test]
+fn a_panicking_handler_loses_its_message_not_the_pool() {
+    let db = RedisDb::claim();
+    let queue = unique("q");
+    let tasks: Vec<Value> = ["boom", "after"]
+        .iter()
+        .map(|id| {
+            json!({"name": "app.repository_service_tuf_worker", "id": id,
+                   "kwargs": {"action": "x", "payload": null}})
+        })
+        .collect();
+    send(&db.url(), &queue, &Value::Array(tasks));
+    let (pool, seen) = Pool::start(&db.url(), &queue, |id, _| {
+        assert_ne!(id, "boom", "a task that panics");
+        Disposition::Ack
+    });
+    assert_eq!(seen.recv_timeout(LIMIT).unwrap(), ("after".into(), false));
+    drop(pool);
+    let mut conn = redis::Client::open(db.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(count(&mut conn, "LLEN", &queue), 0);
+    assert_eq!(count(&mut conn, "HLEN", "unacked"), 0, "rejected, not kept");
+}
+
+/// Redis drops every connection of the broker database (a restart or a
+/// fail-over looks the same to clients): the worker carries on.
+#[test]
+fn the_worker_carries_on_when_redis_drops_its_broker_connections() {
+    let dep = Deployment::new_redis_broker();
+    let _worker = dep.start_worker(&[]);
+    let before = dep.send_action("no_such_action", json!({}));
+    dep.wait_for_final(&before, LIMIT);
+    let mut admin = broker_db(&dep);
+    let own: i64 = redis::cmd("CLIENT").arg("ID").query(&mut admin).unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    let db = format!("db={}", dep.redis_broker.as_ref().unwrap().number);
+    let ids: Vec<&str> = clients
+        .lines()
+        .filter(|line| line.split(' ').any(|field| field == db))
+        .filter_map(|line| line.split(' ').next()?.strip_prefix("id="))
+        .filter(|id| *id != own.to_string())
+        .collect();
+    assert!(
+        !ids.is_empty(),
+        "the worker has broker connections: {clients}"
+    );
+    for id in ids {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .exec(&mut admin)
+            .unwrap();
+    }
+    let after = dep.send_action("no_such_action", json!({}));
+    let record = dep.wait_for_final(&after, LIMIT);
+    assert_eq!(record["result"]["exc_type"], "AttributeError");
+}
+
+#[test]
+fn health_counts_redis_consumers_and_sigterm_exits_zero() {
+    let dep = Deployment::new_redis_broker();
+    let worker = dep.start_worker(&[]);
+    eventually(LIMIT, "a healthy heartbeat", || worker.health().0);
+    let (_, report) = worker.health();
+    assert!(report.contains("consuming with 4 consumers"), "{report}");
+    let id = dep.send_action("no_such_action", json!({}));
+    dep.wait_for_final(&id, LIMIT);
+    let status = worker.signal_and_wait("TERM");
+    assert!(status.success(), "exit status {status:?}");
+}
