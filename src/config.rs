@@ -19,6 +19,9 @@ pub const DEFAULT_QUEUES: [&str; 2] = ["metadata_repository", "rstuf_internals"]
 #[derive(Debug)]
 pub struct Config {
     pub broker: BrokerUrl,
+    /// `RSTUF_BROKER_VISIBILITY_TIMEOUT`: kombu's `visibility_timeout` of
+    /// the Redis broker transport.
+    pub broker_visibility_timeout: Duration,
     pub redis: RedisConfig,
     pub db: db::Config,
     pub storage: StorageConfig,
@@ -177,6 +180,11 @@ impl Config {
         }
         Ok(Config {
             broker: broker_url(env)?,
+            broker_visibility_timeout: seconds(
+                env,
+                "RSTUF_BROKER_VISIBILITY_TIMEOUT",
+                broker::DEFAULT_VISIBILITY_TIMEOUT.as_secs_f64(),
+            )?,
             redis: redis_config(env)?,
             db: db_config(env)?,
             storage: storage_config(env)?,
@@ -470,6 +478,21 @@ mod tests {
         assert!(err.problem.contains("kafka"));
         let err = load(&with(&[("RSTUF_STORAGE_BACKEND", "AWSS3")])).unwrap_err();
         assert_eq!(err.variable, "RSTUF_AWS_ACCESS_KEY_ID");
+    }
+
+    #[test]
+    fn a_redis_broker_with_its_visibility_timeout() {
+        let c = load(&BASE).unwrap();
+        assert_eq!(c.broker_visibility_timeout, Duration::from_secs(3600));
+        let c = load(&with(&[
+            ("RSTUF_BROKER_SERVER", "redis://:pw@redis:6379/2"),
+            ("RSTUF_BROKER_VISIBILITY_TIMEOUT", "2.5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.broker.to_string(), "redis://:***@redis:6379/2");
+        assert_eq!(c.broker_visibility_timeout, Duration::from_millis(2500));
+        let err = load(&with(&[("RSTUF_BROKER_VISIBILITY_TIMEOUT", "0")])).unwrap_err();
+        assert_eq!(err.variable, "RSTUF_BROKER_VISIBILITY_TIMEOUT");
     }
 
     #[test]

@@ -178,18 +178,18 @@ fn lock_client(config: &Config) -> Result<LockClient, String> {
 }
 
 fn broker_config(config: &Config) -> Result<BrokerConfig, String> {
-    let BrokerUrl::Amqp(url) = config.broker.clone() else {
-        return Err(
-            "RSTUF_BROKER_SERVER: the Celery Redis transport is not supported yet; use amqp://"
-                .into(),
-        );
-    };
+    if let BrokerUrl::Redis(url) = &config.broker {
+        // Refused now (rediss://) rather than on every reconnection attempt.
+        url.connection_info()
+            .map_err(|e| format!("RSTUF_BROKER_SERVER: {e}"))?;
+    }
     let queues = config
         .queues
         .iter()
         .map(|q| QueueName::new(q).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut broker = BrokerConfig::new(url);
+    let mut broker = BrokerConfig::new(config.broker.clone());
+    broker.visibility_timeout = config.broker_visibility_timeout;
     broker.queues = queues;
     broker.threads = NonZeroUsize::new(config.threads).ok_or("--threads must be at least 1")?;
     // One message per consumer: a thread busy with a long task does not

@@ -14,6 +14,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 
 use crate::backend::{self, Failure, Progress, ResultBackend, Stored, TaskRequest};
+use crate::broker::delivery::preview;
 use crate::broker::{Delivery, Disposition};
 use crate::celery::{self, Task, TaskHeaders, TaskMessage};
 use crate::metrics::{self, Outcome};
@@ -63,7 +64,10 @@ impl Worker {
             }
         };
         let request = TaskRequest::from_headers(&headers);
-        let task = TaskMessage::decode(&raw).and_then(|msg| Task::from_message(&msg));
+        let task = match delivery.defect {
+            Some(defect) => Err(celery::Error::Body(defect)),
+            None => TaskMessage::decode(&raw).and_then(|msg| Task::from_message(&msg)),
+        };
         match task {
             Ok(task) => self.run(&request, task),
             Err(e) => self.refuse(&request, &headers, e, &raw.body),
@@ -223,10 +227,4 @@ impl Worker {
 /// so a flood of bad messages cannot grow the label set.
 fn action_label(action: &str) -> &'static str {
     action.parse::<Action>().map_or("unknown", Action::as_str)
-}
-
-/// The first bytes of a body for a log line, never the whole payload.
-fn preview(body: &[u8]) -> String {
-    let head = &body[..body.len().min(64)];
-    format!("{:?}", String::from_utf8_lossy(head))
 }

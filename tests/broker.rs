@@ -575,10 +575,7 @@ fn reconnects_after_the_socket_dies() {
     let queues = Queues::new("/", &["metadata_repository"]);
     let proxy = Proxy::start();
     let config = BrokerConfig {
-        url: parse_broker_url(&format!("guest:guest@127.0.0.1:{}", proxy.port))
-            .unwrap()
-            .into_amqp()
-            .unwrap(),
+        url: parse_broker_url(&format!("guest:guest@127.0.0.1:{}", proxy.port)).unwrap(),
         ..queues.config(1, 4)
     };
     let (tx, rx) = unbounded();

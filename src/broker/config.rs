@@ -3,7 +3,7 @@ use std::fmt;
 use std::num::{NonZeroU16, NonZeroUsize};
 use std::time::Duration;
 
-use super::{AmqpUrl, Error};
+use super::{BrokerUrl, Error};
 
 /// A queue name RabbitMQ accepts for declaring (also used as the routing
 /// key and, like Celery, as the name of the queue's direct exchange).
@@ -70,10 +70,15 @@ impl ReconnectPolicy {
     }
 }
 
+/// kombu's Redis transport default: a message unacknowledged this long
+/// is given to another consumer.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Configuration of the consumer pool.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub url: AmqpUrl,
+    /// Which transport, and where.
+    pub url: BrokerUrl,
     /// Every pool thread consumes from all of these.
     pub queues: Vec<QueueName>,
     /// Pool threads; each runs one task at a time (upstream: CPU count).
@@ -83,13 +88,18 @@ pub struct BrokerConfig {
     pub reconnect: ReconnectPolicy,
     /// For the TCP connect and the AMQP handshake.
     pub connect_timeout: Duration,
+    /// Redis transport only (kombu's `visibility_timeout`): how long after
+    /// its delivery an unacknowledged message counts as abandoned by a dead
+    /// consumer and goes back to its queue. Must exceed the longest task.
+    pub visibility_timeout: Duration,
 }
 
 impl BrokerConfig {
-    /// Upstream's defaults: both RSTUF queues, one thread per CPU, prefetch 4.
-    pub fn new(url: AmqpUrl) -> BrokerConfig {
+    /// Upstream's defaults: both RSTUF queues, one thread per CPU, prefetch
+    /// 4, kombu's visibility timeout.
+    pub fn new(url: impl Into<BrokerUrl>) -> BrokerConfig {
         BrokerConfig {
-            url,
+            url: url.into(),
             queues: [QueueName::METADATA_REPOSITORY, QueueName::RSTUF_INTERNALS]
                 .map(|q| QueueName(q.to_owned()))
                 .to_vec(),
@@ -97,6 +107,7 @@ impl BrokerConfig {
             prefetch: NonZeroU16::MIN.saturating_add(3), // 4, Celery's default multiplier
             reconnect: ReconnectPolicy::default(),
             connect_timeout: Duration::from_secs(10),
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
         }
     }
 }
@@ -147,11 +158,9 @@ mod tests {
 
     #[test]
     fn defaults_are_upstreams() {
-        let url = parse_broker_url("amqp://guest:guest@rabbitmq:5672//")
-            .unwrap()
-            .into_amqp()
-            .unwrap();
+        let url = parse_broker_url("amqp://guest:guest@rabbitmq:5672//").unwrap();
         let config = BrokerConfig::new(url);
+        assert_eq!(config.visibility_timeout, Duration::from_secs(3600));
         let queues: Vec<&str> = config.queues.iter().map(QueueName::as_str).collect();
         assert_eq!(queues, ["metadata_repository", "rstuf_internals"]);
         assert_eq!(config.prefetch.get(), 4);

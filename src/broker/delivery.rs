@@ -8,12 +8,17 @@ use crate::celery::RawMessage;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub queue: QueueName,
-    /// Channel-scoped; only useful in logs.
-    pub delivery_tag: u64,
-    /// RabbitMQ delivered it before and it was not acknowledged (crash,
+    /// For logs: AMQP's channel-scoped number, or the Redis envelope's
+    /// `delivery_tag` (a UUID, `-` when the envelope has none).
+    pub delivery_tag: String,
+    /// The broker delivered it before and it was not acknowledged (crash,
     /// lost connection or `Requeue`).
     pub redelivered: bool,
     pub message: RawMessage,
+    /// Why the transport could not decode the body (a Redis envelope whose
+    /// body is not base64, say). The headers may still name the task, so the
+    /// handler can record the failure; it must not run the task.
+    pub defect: Option<String>,
 }
 
 /// The handler's verdict, carried out after it returns (Celery's acks_late).
@@ -33,7 +38,7 @@ impl Delivery {
         let props = &raw.properties;
         Delivery {
             queue: queue.clone(),
-            delivery_tag: raw.delivery_tag(),
+            delivery_tag: raw.delivery_tag().to_string(),
             redelivered: raw.redelivered,
             message: RawMessage {
                 headers: props
@@ -46,6 +51,13 @@ impl Delivery {
                 correlation_id: props.correlation_id().clone(),
                 body: std::mem::take(&mut raw.body),
             },
+            defect: None,
         }
     }
+}
+
+/// The first bytes of a body for a log line, never the whole payload.
+pub(crate) fn preview(body: &[u8]) -> String {
+    let head = &body[..body.len().min(64)];
+    format!("{:?}", String::from_utf8_lossy(head))
 }

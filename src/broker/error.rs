@@ -8,7 +8,12 @@ use super::AmqpUrl;
 #[non_exhaustive]
 pub enum Error {
     /// The broker URL cannot be understood.
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        url: String,
+        reason: String,
+        /// The form the transport's URLs take.
+        expected: &'static str,
+    },
     /// The URL names a transport this worker does not speak (yet).
     UnsupportedBroker { url: String, reason: String },
     /// A queue name RabbitMQ would refuse.
@@ -26,6 +31,12 @@ pub enum Error {
         /// amiquip's message with the password taken out (amiquip prints URLs whole).
         detail: String,
     },
+    /// A command to a Redis broker failed (connection, consuming, settling).
+    Redis {
+        broker: String,
+        action: String,
+        detail: String,
+    },
     /// The broker did not confirm a published message (nack or timeout).
     NotConfirmed { queue: String, reason: String },
     /// The raw connection used to quarantine unparsable deliveries failed.
@@ -39,9 +50,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl { url, reason } => write!(
+            Error::InvalidUrl {
+                url,
+                reason,
+                expected,
+            } => write!(
                 f,
-                "broker URL {url:?} is invalid: {reason}; expected amqp://user:password@host:port/vhost"
+                "broker URL {url:?} is invalid: {reason}; expected {expected}"
             ),
             Error::UnsupportedBroker { url, reason } => {
                 write!(f, "broker URL {url:?} is not supported: {reason}")
@@ -55,7 +70,10 @@ impl fmt::Display for Error {
                  metadata_repository and rstuf_internals)"
             ),
             Error::InvalidHeader { header, reason } => {
-                write!(f, "message header {header:?} cannot be sent over AMQP: {reason}")
+                write!(
+                    f,
+                    "message header {header:?} cannot be sent over AMQP: {reason}"
+                )
             }
             Error::Broker {
                 broker,
@@ -69,6 +87,11 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Redis {
+                broker,
+                action,
+                detail,
+            } => write!(f, "Redis broker at {broker}: {action} failed: {detail}"),
             Error::NotConfirmed { queue, reason } => write!(
                 f,
                 "RabbitMQ did not confirm the message published to queue {queue:?}: {reason}; \
@@ -96,6 +119,20 @@ impl Error {
             action: action.to_owned(),
             hint,
             detail: url.redact(&source.to_string()),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn redis(
+        broker: &impl fmt::Display,
+        action: &str,
+        source: redis::RedisError,
+    ) -> Error {
+        Error::Redis {
+            broker: broker.to_string(),
+            action: action.to_owned(),
+            detail: source.to_string(),
         }
     }
 }

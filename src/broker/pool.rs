@@ -6,117 +6,52 @@
 //! then fails and RabbitMQ redelivers the message), while idle threads are
 //! already back. amiquip has no reconnection, so every thread loops over
 //! connect → declare → consume, waiting (doubling, capped) between failures.
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use amiquip::{Channel, Connection, Consumer, ConsumerMessage, ConsumerOptions};
 use crossbeam_channel::Select;
 use log::{debug, error, info, warn};
 
 use super::shutdown::POLL;
+use super::supervise::{dispatch, lost, queue_list, run_sessions, SessionEnd};
 use super::topology::{connect, declare_queue, open_channel};
-use super::{quarantine, BrokerConfig, Delivery, Disposition, Error, QueueName, Shutdown};
+use super::{quarantine, AmqpUrl, BrokerConfig, Delivery, Disposition, Error, QueueName, Shutdown};
 
-/// Why a connection's session ended.
-enum SessionEnd {
-    /// A stop was requested and every consumer was cancelled.
-    Stopped,
-    Lost {
-        /// The session got as far as consuming, so the broker was fine for a while.
-        consumed: bool,
-        reason: String,
-    },
-}
-
-/// Consumes from `config.queues` on `config.threads` threads until
-/// `shutdown` is requested, handing every message to `handler` and settling
-/// it with the returned [`Disposition`] once the handler returns. Then it
-/// cancels the consumers, lets running handlers finish and settle, closes
-/// the connections and returns. Messages prefetched but not started go back
-/// to their queue.
-///
-/// Never gives up on the broker: connection failures are logged and retried.
-/// A handler that panics has its message rejected; a thread that panics
-/// elsewhere is restarted. Errs only when there is nothing to consume or
-/// a thread cannot be started (the others are then stopped).
-pub fn run<H>(config: &BrokerConfig, shutdown: &Shutdown, handler: H) -> Result<(), Error>
+/// The AMQP side of [`crate::broker::run`].
+pub(crate) fn run<H>(
+    url: &AmqpUrl,
+    config: &BrokerConfig,
+    shutdown: &Shutdown,
+    handler: H,
+) -> Result<(), Error>
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
-    if config.queues.is_empty() {
-        return Err(Error::NoQueues);
-    }
-    let handler = &handler;
-    std::thread::scope(|scope| {
-        for slot in 0..config.threads.get() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("broker-{slot}"))
-                .spawn_scoped(scope, move || supervise(slot, config, shutdown, handler));
-            if let Err(e) = spawned {
-                shutdown.request();
-                return Err(Error::Thread(e));
-            }
-        }
-        Ok(())
+    run_sessions(config, shutdown, |slot| {
+        session(slot, url, config, shutdown, &handler)
     })
 }
 
-/// Runs sessions one after another until a stop; restarts after a panic.
-fn supervise<H>(slot: usize, config: &BrokerConfig, shutdown: &Shutdown, handler: &H)
-where
-    H: Fn(Delivery) -> Disposition + Sync,
-{
-    let mut failures = 0;
-    while !shutdown.is_requested() {
-        let end = catch_unwind(AssertUnwindSafe(|| {
-            session(slot, config, shutdown, handler)
-        }))
-        .unwrap_or_else(|panic| {
-            error!(
-                "broker thread {slot}: crashed ({}); starting it again",
-                panic_text(&*panic)
-            );
-            lost(false, "recovering from a crash".into())
-        });
-        let (consumed, reason) = match end {
-            SessionEnd::Stopped => break,
-            SessionEnd::Lost { consumed, reason } => (consumed, reason),
-        };
-        if shutdown.is_requested() {
-            warn!("broker thread {slot}: {reason}");
-            break;
-        }
-        if consumed {
-            failures = 0;
-        }
-        let wait = config.reconnect.delay(failures);
-        failures = failures.saturating_add(1);
-        crate::metrics::broker_reconnect();
-        warn!(
-            "broker thread {slot}: {reason}; reconnecting to {} in {wait:?} (attempt {failures})",
-            config.url
-        );
-        shutdown.sleep(wait);
-    }
-    let queues: Vec<&str> = config.queues.iter().map(QueueName::as_str).collect();
-    info!("broker thread {slot} ({}): stopped", queues.join(", "));
-}
-
 /// One connection, from connect to close.
-fn session<H>(slot: usize, config: &BrokerConfig, shutdown: &Shutdown, handler: &H) -> SessionEnd
+fn session<H>(
+    slot: usize,
+    url: &AmqpUrl,
+    config: &BrokerConfig,
+    shutdown: &Shutdown,
+    handler: &H,
+) -> SessionEnd
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
-    let mut connection = match connect(&config.url, config.connect_timeout) {
+    let mut connection = match connect(url, config.connect_timeout) {
         Ok(connection) => connection,
         Err(e) => return lost(false, e.to_string()),
     };
-    let end = match open_and_declare(config, &mut connection) {
+    let end = match open_and_declare(url, config, &mut connection) {
         Ok(channel) => serve_channel(slot, config, channel, shutdown, handler),
         Err(e) => lost(false, e.to_string()),
     };
     match connection.close() {
         Err(amiquip::Error::MalformedFrame) => {
-            quarantine_unparsable(slot, config);
+            quarantine_unparsable(slot, url, config);
             lost(true, "a message could not be parsed".into())
         }
         Err(e) if matches!(end, SessionEnd::Stopped) => {
@@ -127,16 +62,20 @@ where
     }
 }
 
-fn open_and_declare(config: &BrokerConfig, connection: &mut Connection) -> Result<Channel, Error> {
-    let channel = open_channel(&config.url, connection)?;
+fn open_and_declare(
+    url: &AmqpUrl,
+    config: &BrokerConfig,
+    connection: &mut Connection,
+) -> Result<Channel, Error> {
+    let channel = open_channel(url, connection)?;
     for queue in &config.queues {
-        declare_queue(&config.url, &channel, queue)?;
+        declare_queue(url, &channel, queue)?;
     }
     // global=false: a limit per consumer. RabbitMQ 4 refuses global QoS,
     // and per-consumer is what RabbitMQ documents for new clients.
     channel
         .qos(0, config.prefetch.get(), false)
-        .map_err(|e| Error::broker(&config.url, "setting the prefetch count (basic.qos)", "", e))?;
+        .map_err(|e| Error::broker(url, "setting the prefetch count (basic.qos)", "", e))?;
     Ok(channel)
 }
 
@@ -176,12 +115,7 @@ where
     }
     info!(
         "broker thread {slot}: consuming {} from {} (prefetch {} per queue)",
-        config
-            .queues
-            .iter()
-            .map(QueueName::as_str)
-            .collect::<Vec<_>>()
-            .join(", "),
+        queue_list(&config.queues),
         config.url,
         config.prefetch
     );
@@ -252,9 +186,8 @@ fn handle<H>(
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
-    let _in_use = crate::metrics::InUse::start();
     let delivery = Delivery::take_from(queue, &mut raw);
-    let tag = delivery.delivery_tag;
+    let tag = delivery.delivery_tag.clone();
     debug!(
         "queue {queue}: delivery {tag}{}",
         if delivery.redelivered {
@@ -263,14 +196,7 @@ where
             ""
         }
     );
-    let disposition =
-        catch_unwind(AssertUnwindSafe(|| handler(delivery))).unwrap_or_else(|panic| {
-            error!(
-                "queue {queue}: the handler panicked on delivery {tag} ({}); rejecting the message",
-                panic_text(&*panic)
-            );
-            Disposition::Reject
-        });
+    let disposition = dispatch(delivery, handler);
     let settled = match disposition {
         Disposition::Ack => raw.ack(channel),
         Disposition::Reject => raw.reject(channel, false),
@@ -286,7 +212,7 @@ where
 
 /// The connection died on a message amiquip cannot parse; drop such
 /// messages so the next connection does not die the same way.
-fn quarantine_unparsable(slot: usize, config: &BrokerConfig) {
+fn quarantine_unparsable(slot: usize, url: &AmqpUrl, config: &BrokerConfig) {
     // Deep enough to reach a message that was in flight on any thread.
     let per_queue = u32::try_from(config.threads.get())
         .unwrap_or(u32::MAX)
@@ -296,25 +222,8 @@ fn quarantine_unparsable(slot: usize, config: &BrokerConfig) {
         "broker thread {slot}: a message could not be parsed; checking the first {per_queue} \
          messages of each queue"
     );
-    match quarantine::sweep(
-        &config.url,
-        &config.queues,
-        per_queue,
-        config.connect_timeout,
-    ) {
+    match quarantine::sweep(url, &config.queues, per_queue, config.connect_timeout) {
         Ok(n) => info!("broker thread {slot}: rejected {n} unparsable message(s)"),
         Err(e) => error!("broker thread {slot}: {e}"),
     }
-}
-
-fn lost(consumed: bool, reason: String) -> SessionEnd {
-    SessionEnd::Lost { consumed, reason }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("no message")
 }

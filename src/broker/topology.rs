@@ -74,7 +74,7 @@ pub(crate) fn declare_queue(
 }
 
 /// Opens and closes one connection: what `rstuf-worker check` reports.
-pub fn check(url: &AmqpUrl, timeout: Duration) -> Result<(), Error> {
+pub(crate) fn check(url: &AmqpUrl, timeout: Duration) -> Result<(), Error> {
     let connection = connect(url, timeout)?;
     connection
         .close()

@@ -3,14 +3,16 @@
 use std::fmt;
 use std::time::Duration;
 
+use redis::{ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisConnectionInfo};
+
 use super::Error;
 
 /// Which transport a broker URL selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerUrl {
     Amqp(AmqpUrl),
-    /// Kept verbatim for the Redis transport, which this worker does not speak yet.
-    Redis(String),
+    /// Celery's Redis transport (kombu's `redis://`).
+    Redis(RedisUrl),
 }
 
 impl BrokerUrl {
@@ -18,15 +20,50 @@ impl BrokerUrl {
     pub fn into_amqp(self) -> Result<AmqpUrl, Error> {
         match self {
             BrokerUrl::Amqp(url) => Ok(url),
-            BrokerUrl::Redis(raw) => Err(Error::UnsupportedBroker {
-                url: redact_raw(&raw),
-                reason: "the Redis broker transport is not supported yet; point \
-                         RSTUF_BROKER_SERVER at RabbitMQ (amqp://user:password@host:5672//)"
+            BrokerUrl::Redis(url) => Err(Error::UnsupportedBroker {
+                url: url.to_string(),
+                reason: "this needs RabbitMQ (amqp://user:password@host:5672//), not a Redis \
+                         broker"
                     .into(),
             }),
         }
     }
 }
+
+impl From<AmqpUrl> for BrokerUrl {
+    fn from(url: AmqpUrl) -> Self {
+        BrokerUrl::Amqp(url)
+    }
+}
+
+impl From<RedisUrl> for BrokerUrl {
+    fn from(url: RedisUrl) -> Self {
+        BrokerUrl::Redis(url)
+    }
+}
+
+/// Safe to log: the password never appears.
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerUrl::Amqp(url) => url.fmt(f),
+            BrokerUrl::Redis(url) => url.fmt(f),
+        }
+    }
+}
+
+/// A `redis://` broker as kombu reads it: `redis://[[user]:password@]host[:port][/db]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    tls: bool,
+    username: Option<String>,
+    password: Option<String>,
+    host: String,
+    port: u16,
+    db: i64,
+}
+
+const REDIS_DEFAULT_PORT: u16 = 6379;
 
 /// An `amqp://` broker: credentials, address and vhost, all decoded.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,14 +87,15 @@ pub fn parse_broker_url(raw: &str) -> Result<BrokerUrl, Error> {
     let (scheme, rest) = raw.split_once("://").unwrap_or(("amqp", raw));
     match scheme.to_ascii_lowercase().as_str() {
         "amqp" | "pyamqp" => parse_amqp(raw, rest).map(BrokerUrl::Amqp),
-        "redis" | "rediss" => Ok(BrokerUrl::Redis(raw.to_owned())),
+        "redis" => parse_redis(raw, rest, false).map(BrokerUrl::Redis),
+        "rediss" => parse_redis(raw, rest, true).map(BrokerUrl::Redis),
         "amqps" => Err(unsupported(
             raw,
             "TLS (amqps://) is not supported; use amqp://",
         )),
         other => Err(unsupported(
             raw,
-            &format!("unknown scheme {other:?}; use amqp:// (RabbitMQ)"),
+            &format!("unknown scheme {other:?}; use amqp:// (RabbitMQ) or redis://"),
         )),
     }
 }
@@ -69,10 +107,18 @@ fn unsupported(raw: &str, reason: &str) -> Error {
     }
 }
 
+const AMQP_FORM: &str = "amqp://user:password@host:port/vhost";
+const REDIS_FORM: &str = "redis://[:password@]host[:port][/db]";
+
 fn invalid(raw: &str, reason: String) -> Error {
+    invalid_as(raw, AMQP_FORM, reason)
+}
+
+fn invalid_as(raw: &str, expected: &'static str, reason: String) -> Error {
     Error::InvalidUrl {
         url: redact_raw(raw),
         reason,
+        expected,
     }
 }
 
@@ -91,7 +137,8 @@ fn parse_amqp(raw: &str, rest: &str) -> Result<AmqpUrl, Error> {
         ),
         None => ("guest".to_owned(), "guest".to_owned()),
     };
-    let (host, port) = split_host_port(hostport).map_err(|reason| invalid(raw, reason))?;
+    let (host, port) =
+        split_host_port(hostport, DEFAULT_PORT).map_err(|reason| invalid(raw, reason))?;
     let vhost = percent_decode(path).map_err(|reason| invalid(raw, format!("vhost {reason}")))?;
     Ok(AmqpUrl {
         user,
@@ -112,7 +159,110 @@ fn decode_or_default(raw: &str, part: &str, what: &str) -> Result<String, Error>
     }
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
+/// `rest` is everything after `scheme://`. kombu takes the path as the
+/// database number and knows no query parameters a worker would need.
+fn parse_redis(raw: &str, rest: &str, tls: bool) -> Result<RedisUrl, Error> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !query.is_empty() {
+        return Err(invalid_as(
+            raw,
+            REDIS_FORM,
+            format!("query parameters ({query:?}) are not supported for a Redis broker"),
+        ));
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority),
+    };
+    let decode = |part: &str, what: &str| {
+        percent_decode(part)
+            .map(non_empty)
+            .map_err(|r| invalid_as(raw, REDIS_FORM, format!("{what} {r}")))
+    };
+    let (username, password) = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
+        Some((user, password)) => (decode(user, "user")?, decode(password, "password")?),
+        None => (None, None),
+    };
+    let (host, port) = split_host_port(hostport, REDIS_DEFAULT_PORT)
+        .map_err(|reason| invalid_as(raw, REDIS_FORM, reason))?;
+    let db = match path.trim_matches('/') {
+        "" => 0,
+        db => db.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            invalid_as(
+                raw,
+                REDIS_FORM,
+                format!("database {db:?} is not a number (0, 1, …)"),
+            )
+        })?,
+    };
+    Ok(RedisUrl {
+        tls,
+        username,
+        password,
+        host,
+        port,
+        db,
+    })
+}
+
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+impl RedisUrl {
+    /// Where the redis crate connects. TLS is refused here, at start-up,
+    /// rather than on every reconnection attempt.
+    pub fn connection_info(&self) -> Result<ConnectionInfo, Error> {
+        if self.tls {
+            return Err(Error::UnsupportedBroker {
+                url: self.to_string(),
+                reason: "TLS to a Redis broker (rediss://) is not supported yet; use redis://"
+                    .into(),
+            });
+        }
+        Ok(ConnectionInfo {
+            addr: ConnectionAddr::Tcp(self.host.clone(), self.port),
+            redis: RedisConnectionInfo {
+                db: self.db,
+                username: self.username.clone(),
+                password: self.password.clone(),
+                protocol: ProtocolVersion::RESP2,
+            },
+        })
+    }
+}
+
+/// Safe to log: the password never appears.
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let user = self
+            .username
+            .as_deref()
+            .map(percent_encode)
+            .unwrap_or_default();
+        let auth = match (user.is_empty(), self.password.is_some()) {
+            (_, true) => format!("{user}:***@"),
+            (false, false) => format!("{user}@"),
+            (true, false) => String::new(),
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        write!(f, "{scheme}://{auth}{host}:{}/{}", self.port, self.db)
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = match hostport.strip_prefix('[') {
         Some(v6) => {
             let (host, after) = v6
@@ -126,7 +276,7 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
         },
     };
     let port = match port {
-        None | Some("") => DEFAULT_PORT,
+        None | Some("") => default_port,
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -390,16 +540,71 @@ mod tests {
         );
     }
 
+    fn redis(raw: &str) -> RedisUrl {
+        match parse_broker_url(raw).unwrap() {
+            BrokerUrl::Redis(url) => url,
+            other => panic!("{raw} is not a Redis URL: {other:?}"),
+        }
+    }
+
     #[test]
-    fn redis_is_recognised_but_not_supported() {
-        let url = parse_broker_url("redis://:pw@redis:6379/0").unwrap();
-        assert_eq!(url, BrokerUrl::Redis("redis://:pw@redis:6379/0".into()));
-        let msg = url.into_amqp().unwrap_err().to_string();
+    fn redis_urls_follow_kombu() {
+        let info = redis("redis://:p%40w@cache:6380/5")
+            .connection_info()
+            .unwrap();
+        assert_eq!(info.addr, ConnectionAddr::Tcp("cache".into(), 6380));
         assert_eq!(
-            msg,
-            "broker URL \"redis://:***@redis:6379/0\" is not supported: the Redis broker \
-             transport is not supported yet; point RSTUF_BROKER_SERVER at RabbitMQ \
-             (amqp://user:password@host:5672//)"
+            (info.redis.db, info.redis.username, info.redis.password),
+            (5, None, Some("p@w".into()))
+        );
+        let info = redis("redis://u:pw@h").connection_info().unwrap();
+        assert_eq!(info.addr, ConnectionAddr::Tcp("h".into(), 6379));
+        assert_eq!(
+            (info.redis.db, info.redis.username.as_deref()),
+            (0, Some("u"))
+        );
+        let info = redis("redis://").connection_info().unwrap();
+        assert_eq!(info.addr, ConnectionAddr::Tcp("localhost".into(), 6379));
+        assert_eq!(redis("redis://h/").connection_info().unwrap().redis.db, 0);
+    }
+
+    #[test]
+    fn redis_urls_print_without_password() {
+        assert_eq!(
+            redis("redis://:s3cret@redis:6379/2").to_string(),
+            "redis://:***@redis:6379/2"
+        );
+        assert_eq!(redis("redis://u@h").to_string(), "redis://u@h:6379/0");
+        assert_eq!(
+            format!("{:?}", BrokerUrl::from(redis("redis://h/1"))),
+            "Redis(RedisUrl(redis://h:6379/1))"
+        );
+    }
+
+    #[test]
+    fn redis_url_problems_are_named() {
+        let err = |raw: &str| parse_broker_url(raw).unwrap_err().to_string();
+        assert_eq!(
+            err("redis://:pw@h/x"),
+            "broker URL \"redis://:***@h/x\" is invalid: database \"x\" is not a number (0, 1, …); \
+             expected redis://[:password@]host[:port][/db]"
+        );
+        assert!(err("redis://h/0?ssl_cert_reqs=none").contains("query parameters"));
+        let tls = redis("rediss://:pw@h:6380/0")
+            .connection_info()
+            .unwrap_err();
+        assert_eq!(
+            tls.to_string(),
+            "broker URL \"rediss://:***@h:6380/0\" is not supported: TLS to a Redis broker \
+             (rediss://) is not supported yet; use redis://"
+        );
+        assert_eq!(
+            BrokerUrl::from(redis("redis://h"))
+                .into_amqp()
+                .unwrap_err()
+                .to_string(),
+            "broker URL \"redis://h:6379/0\" is not supported: this needs RabbitMQ \
+             (amqp://user:password@host:5672//), not a Redis broker"
         );
     }
 
@@ -412,7 +617,8 @@ mod tests {
         );
         assert_eq!(
             err("kafka://h"),
-            "broker URL \"kafka://h\" is not supported: unknown scheme \"kafka\"; use amqp:// (RabbitMQ)"
+            "broker URL \"kafka://h\" is not supported: unknown scheme \"kafka\"; use amqp:// (RabbitMQ) \
+             or redis://"
         );
         assert_eq!(
             err("amqp://u:pw@h:99999//"),

@@ -54,8 +54,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// Deletes the key only while it still holds our token.
-const RELEASE_SCRIPT: &str = r"
+/// Deletes the key only while it still holds our token (redis-py's
+/// `Lock.release`, which kombu's `unacked_mutex` uses too).
+pub(crate) const RELEASE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

@@ -114,6 +114,9 @@ pub struct Deployment {
     pub logs: TempDir,
     /// Set for a deployment whose metadata lives in a (moto) S3 bucket.
     pub s3: Option<(super::moto::Moto, String)>,
+    /// Set for a deployment whose broker is Celery's Redis transport on a
+    /// database of its own; RabbitMQ otherwise.
+    pub redis_broker: Option<RedisDb>,
 }
 
 impl Deployment {
@@ -158,9 +161,25 @@ impl Deployment {
         }
     }
 
+    /// Tasks travel through Celery's Redis transport, on a second claimed
+    /// database (kombu's keys there: the queue lists, `unacked`, …).
+    pub fn new_redis_broker() -> Deployment {
+        let mut dep = Deployment::new();
+        dep.redis_broker = Some(RedisDb::claim());
+        dep
+    }
+
+    /// `RSTUF_BROKER_SERVER` of this deployment, for workers and publishers.
+    pub fn broker_url(&self) -> String {
+        self.redis_broker
+            .as_ref()
+            .map_or_else(|| AMQP.to_owned(), RedisDb::url)
+    }
+
     pub fn new() -> Deployment {
         Deployment {
             s3: None,
+            redis_broker: None,
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
@@ -174,7 +193,7 @@ impl Deployment {
     /// The environment a worker of this deployment runs with.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
-            ("RSTUF_BROKER_SERVER", AMQP.to_owned()),
+            ("RSTUF_BROKER_SERVER", self.broker_url()),
             (
                 "RSTUF_REDIS_SERVER",
                 format!("redis://127.0.0.1/{}", self.redis.number),
@@ -276,7 +295,7 @@ impl Deployment {
     /// Publishes tasks as the API does (see tests/py/send_tasks.py).
     pub fn send(&self, queue: &str, tasks: &Value) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/send_tasks.py");
-        let out = run_python(&script, &[AMQP, queue, &tasks.to_string()]);
+        let out = run_python(&script, &[&self.broker_url(), queue, &tasks.to_string()]);
         assert!(
             out.status.success(),
             "send_tasks.py failed: {}",
@@ -300,6 +319,9 @@ impl Deployment {
 impl Drop for Deployment {
     /// Celery's queues and exchanges are durable: remove this test's.
     fn drop(&mut self) {
+        if self.redis_broker.is_some() {
+            return;
+        }
         let Ok(mut conn) = amiquip::Connection::insecure_open("amqp://guest:guest@127.0.0.1:5672")
         else {
             return;
