@@ -4,10 +4,13 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(CURDIR)/$(VENV)/bin/python
+# The RSTUF CLI, in a venv of its own (tests/requirements-cli.txt).
+VENV_CLI := .venv-cli
 SHARED ?= $(abspath $(CURDIR)/../shared)
 
 export RSTUF_SHARED_DIR ?= $(SHARED)
 export RSTUF_TEST_PYTHON ?= $(VENV_PY)
+export RSTUF_TEST_CLI ?= $(CURDIR)/$(VENV_CLI)/bin/rstuf
 # The image's binary, which tests run from an otherwise empty root.
 export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
@@ -59,11 +62,16 @@ image: static
 	fi
 
 ## venv: the Python tools tests drive and check the worker with (pinned)
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV_CLI)/.installed
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+$(VENV_CLI)/.installed: tests/requirements-cli.txt
+	$(PYTHON) -m venv $(VENV_CLI)
+	$(VENV_CLI)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-cli.txt
 	touch $@
 
 ## lint: formatting and clippy, warnings are errors
@@ -97,4 +105,4 @@ fuzz: .tools/bin/cargo-fuzz
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) $(VENV_CLI) .tools

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod api_stand_in;
 pub mod fixtures;
 pub mod moto;
 pub mod proxy;
@@ -28,6 +29,22 @@ pub fn python() -> PathBuf {
     assert!(
         path.exists(),
         "{} is missing: run `make venv` (tests drive the real Python clients)",
+        path.display()
+    );
+    path
+}
+
+/// The `rstuf` command of the pinned RSTUF CLI (`$RSTUF_TEST_CLI` when
+/// set), which `make venv` installs into a venv of its own: its
+/// dependencies are many and unpinned upstream, and must not move the test
+/// venv's pins.
+pub fn rstuf_cli() -> PathBuf {
+    let path = std::env::var_os("RSTUF_TEST_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-cli/bin/rstuf"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make venv` (tests drive the real RSTUF CLI)",
         path.display()
     );
     path

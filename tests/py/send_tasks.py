@@ -17,8 +17,8 @@ from celery import Celery
 API_TASK = "app.repository_service_tuf_worker"
 
 
-def main() -> int:
-    broker, queue, tasks = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+def send(broker: str, queue: str, tasks: list) -> None:
+    """Publishes `tasks` (the TASKS_JSON list) to `queue`."""
     app = Celery("rstuf_api_like", broker=broker)
     app.conf.broker_heartbeat = 0
 
@@ -46,6 +46,10 @@ def main() -> int:
             )
         else:
             app.send_task(task["name"], kwargs=task["kwargs"], task_id=task["id"], queue=queue)
+
+
+def main() -> int:
+    send(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
     return 0
 
 
