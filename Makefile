@@ -14,7 +14,7 @@ export RSTUF_TEST_CLI ?= $(CURDIR)/$(VENV_CLI)/bin/rstuf
 # The image's binary, which tests run from an otherwise empty root.
 export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
-.PHONY: run build release static image test lint unit venv bench-core fuzz clean
+.PHONY: run build release static image test lint unit venv bench bench-core fuzz clean
 
 # Defaults for `make run` on a development machine (local services, trust
 # auth); any of them can be overridden from the environment.
@@ -78,10 +78,15 @@ $(VENV_CLI)/.installed: tests/requirements-cli.txt
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --test bench_service -- -D warnings
 
 ## test: everything CI checks
 test: venv lint static
 	$(CARGO) test --all-targets
+
+## bench: the worker against the local services, measured; writes BENCH.md
+bench: venv
+	$(CARGO) test --release --test bench_service
 
 ## bench-core: serialize + sign 16384 bin roles per key type (not part of test)
 bench-core:

@@ -13,13 +13,12 @@ mod common;
 use std::time::Duration;
 
 use actions_support::{
-    bootstrap_custom, json_setting, ngclient, payload_vector, run_task, sign, signed_by, JC, JH, JJ,
+    bootstrap_custom, json_setting, ngclient, payload_vector, root_with_online_key, run_task, sign,
+    JC, JH, RSA_ONLINE,
 };
 use common::services::Deployment;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-const RSA_ONLINE: &str = "0d9d3d4bad91c455bc03921daa95774576b86625ac45570d0cac025b08e65043";
 
 fn artifact(i: usize) -> (String, Value) {
     let path = format!("lifecycle/pkg-{i}.tar.gz");
@@ -60,38 +59,13 @@ fn succeeded(dep: &Deployment, action: &str, payload: Value) -> Value {
     record["result"].clone()
 }
 
-fn key_dict(keyid: &str) -> Value {
-    let keys: Value =
-        serde_json::from_slice(&std::fs::read(common::shared("vectors/tuf/keys.json")).unwrap())
-            .unwrap();
-    keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["keyid"] == keyid)
-        .unwrap()["key_dict"]
-        .clone()
-}
-
 /// Root v3: root v2 with the online key moved to the umbrella RSA key,
 /// signed by the offline keys.
 fn root_v3_with_rsa_online_key() -> Value {
     let v2 = payload_vector("metadata_update-root-v2")["metadata"]["root"].clone();
     let mut signed = v2["signed"].clone();
     signed["version"] = json!(3);
-    let mut rsa = key_dict(RSA_ONLINE);
-    rsa["x-rstuf-key-name"] = json!("Online Key RSA");
-    rsa["x-rstuf-online-key-uri"] = json!(format!("fn:{RSA_ONLINE}"));
-    signed["keys"][RSA_ONLINE] = rsa;
-    let old = signed["roles"]["timestamp"]["keyids"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    signed["keys"].as_object_mut().unwrap().remove(&old);
-    for role in ["targets", "snapshot", "timestamp"] {
-        signed["roles"][role]["keyids"] = json!([RSA_ONLINE]);
-    }
-    signed_by(json!({"signatures": [], "signed": signed}), &[JH, JJ, JC])
+    root_with_online_key(signed, RSA_ONLINE, "Online Key RSA")
 }
 
 #[test]

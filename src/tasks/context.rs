@@ -32,6 +32,10 @@ pub struct Context {
     pub lock_timeout: Duration,
     online_key_dir: Option<PathBuf>,
     signers: Mutex<HashMap<KeyId, Arc<dyn Signer>>>,
+    /// The newest snapshot as last parsed or published. With 16384 bins it
+    /// is most of a round's parsing, and a stored version never changes, so
+    /// it stays valid as long as storage has no newer version.
+    snapshot: Mutex<Option<Metadata<Snapshot>>>,
 }
 
 impl Context {
@@ -51,7 +55,26 @@ impl Context {
             lock_timeout,
             online_key_dir,
             signers: Mutex::new(HashMap::new()),
+            snapshot: Mutex::new(None),
         }
+    }
+
+    /// The newest snapshot in storage, parsed once per version.
+    pub fn load_snapshot(&self) -> Result<Metadata<Snapshot>> {
+        let name = role_name("snapshot")?;
+        let latest = self.storage.latest_version(&name)?;
+        let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(md) = cached.as_ref().filter(|md| Some(md.version()) == latest) {
+            return Ok(md.clone());
+        }
+        let md = self.load::<Snapshot>("snapshot")?;
+        *cached = Some(md.clone());
+        Ok(md)
+    }
+
+    /// Keeps a snapshot this process has just committed to storage.
+    pub fn remember_snapshot(&self, snapshot: &Metadata<Snapshot>) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.clone());
     }
 
     /// The settings store; reads are always fresh (the API writes too).
@@ -233,7 +256,7 @@ pub fn snapshot_and_timestamp(
     signer: &dyn Signer,
     publication: &mut Publication,
 ) -> Result<Version> {
-    let mut snapshot = ctx.load::<Snapshot>("snapshot")?;
+    let mut snapshot = ctx.load_snapshot()?;
     publish_snapshot(ctx, &mut snapshot, changed, removed, signer, publication)?;
     let mut timestamp = ctx.load::<Timestamp>("timestamp")?;
     publish_timestamp(ctx, &mut timestamp, snapshot.version(), signer, publication)?;

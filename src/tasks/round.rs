@@ -27,7 +27,7 @@ use crate::db::{FileStamp, RoleFiles, RoleUpdate};
 use crate::lock::LockGuard;
 use crate::settings::SettingName;
 use crate::storage::MetadataFile;
-use crate::tuf::metadata::{Snapshot, TargetFile, Targets, Timestamp};
+use crate::tuf::metadata::{TargetFile, Targets, Timestamp};
 use crate::tuf::RoleName;
 use crate::tuf::{KeyId, Metadata, Signer, UtcTime, Version};
 
@@ -132,7 +132,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
         }
     }
 
-    let mut snapshot = ctx.load::<Snapshot>("snapshot")?;
+    let mut snapshot = ctx.load_snapshot()?;
     let snapshot_expiring = expiring(snapshot.expires());
     let new_snapshot = !changed.is_empty() || plan.snapshot || snapshot_expiring;
     if new_snapshot {
@@ -167,6 +167,9 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     match written {
         true => publication.commit(ctx, Some(lock))?,
         false => lock.extend()?,
+    }
+    if new_snapshot {
+        ctx.remember_snapshot(&snapshot);
     }
     for (name, metadata) in &pending {
         set_pending(ctx, name, metadata)?;

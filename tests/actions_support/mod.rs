@@ -21,6 +21,41 @@ pub const ONLINE_ED25519: &str = "9e5a93a998845599e5065a1164a0bd9cbfec78b12bb387
 /// The ECDSA P-256 online key of the custom vectors and of root v2.
 pub const ONLINE_ECDSA: &str = "cb20fa1061dde8e6267e0bef0981766aaadae168e917030f7f26edc7a0bab9c2";
 
+/// The umbrella RSA key, usable as an online key (`fn:<keyid>`).
+pub const RSA_ONLINE: &str = "0d9d3d4bad91c455bc03921daa95774576b86625ac45570d0cac025b08e65043";
+
+/// The public key dict of a vector key (`keys.json`).
+pub fn vector_key_dict(keyid: &str) -> Value {
+    let keys: Value =
+        serde_json::from_slice(&std::fs::read(shared("vectors/tuf/keys.json")).unwrap()).unwrap();
+    keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["keyid"] == keyid)
+        .unwrap_or_else(|| panic!("no vector key {keyid}"))["key_dict"]
+        .clone()
+}
+
+/// Root metadata of `signed` with the online roles moved to `keyid` (a
+/// vector key whose private key file the test key directory names by its
+/// key id), the old online key dropped, signed by the three offline keys.
+pub fn root_with_online_key(mut signed: Value, keyid: &str, name: &str) -> Value {
+    let mut key = vector_key_dict(keyid);
+    key["x-rstuf-key-name"] = json!(name);
+    key["x-rstuf-online-key-uri"] = json!(format!("fn:{keyid}"));
+    let old = signed["roles"]["timestamp"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    signed["keys"].as_object_mut().unwrap().remove(&old);
+    signed["keys"][keyid] = key;
+    for role in ["targets", "snapshot", "timestamp"] {
+        signed["roles"][role]["keyids"] = json!([keyid]);
+    }
+    signed_by(json!({"signatures": [], "signed": signed}), &[JH, JJ, JC])
+}
+
 /// An operator's offline keys (encrypted PEM, password `hunter2`) and the
 /// online keys, by key id.
 pub fn key_file(keyid: &str) -> String {

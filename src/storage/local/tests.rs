@@ -67,6 +67,29 @@ fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
 }
 
 #[test]
+fn a_large_batch_is_flushed_once_and_stored_whole() {
+    assert_eq!(Durability::for_batch(3), Durability::EachFile);
+    assert_eq!(Durability::for_batch(300), Durability::WholeFileSystem);
+    let dir = TempDir::new("large");
+    let storage = dir.storage();
+    let names: Vec<String> = (0..300).map(|n| format!("bins-{n:03x}")).collect();
+    let bodies: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let mut batch: Vec<(MetadataFile, &[u8])> = names
+        .iter()
+        .zip(&bodies)
+        .map(|(name, body)| (file(name, 1), body.as_slice()))
+        .collect();
+    batch.push((MetadataFile::Timestamp, b"ts"));
+    storage.put_all(&batch).unwrap();
+    assert_eq!(dir.names().len(), 301, "temporary files left behind");
+    assert_eq!(
+        storage.get(&role_name("bins-12b"), Version(1)).unwrap(),
+        b"bins-12b"
+    );
+    assert_eq!(storage.get_timestamp().unwrap(), b"ts");
+}
+
+#[test]
 fn missing_files_are_not_found_and_name_the_path() {
     let dir = TempDir::new("missing");
     let storage = dir.storage();

@@ -1,0 +1,469 @@
+//! `make bench`: the release worker against the local services, driven the
+//! way the RSTUF API drives it (Celery's own message layout, published to
+//! RabbitMQ; results read from the Redis result backend), each figure the
+//! median of repeated runs with min and max. Writes BENCH.md. It asserts
+//! that every task succeeded and that python-tuf's client finds a sample
+//! of what was added, but never a duration: benchmarks do not gate CI.
+#[path = "../actions_support/mod.rs"]
+mod actions_support;
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actions_support::{api_pre_lock, payload_vector, root_with_online_key, RSA_ONLINE};
+use common::fixtures::install_generated_bins;
+use common::services::Deployment;
+use rstuf_worker::broker::{self, QueueName};
+use rstuf_worker::celery::{self, OutgoingMessage, Task, TaskId};
+use rstuf_worker::tuf::{PemSigner, PrivateKey, Signer};
+use serde_json::{json, Value};
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
+const LIMIT: Duration = Duration::from_secs(600);
+
+/// Publishes API-shaped task messages and waits for their results.
+struct Api<'a> {
+    dep: &'a Deployment,
+    broker: broker::Publisher,
+    celery: celery::Publisher,
+    redis: redis::Connection,
+    next: u64,
+}
+
+impl<'a> Api<'a> {
+    fn new(dep: &'a Deployment) -> Api<'a> {
+        let url = broker::parse_broker_url(AMQP).unwrap().into_amqp().unwrap();
+        Api {
+            dep,
+            broker: broker::Publisher::new(url, Duration::from_secs(10)),
+            celery: celery::Publisher::new(std::process::id(), "bench", "bench-reply"),
+            redis: dep.redis(),
+            next: 0,
+        }
+    }
+
+    /// Publishes one action; returns its task id.
+    fn send(&mut self, action: &str, payload: Value) -> String {
+        self.next += 1;
+        let id = format!("bench-{}-{}", std::process::id(), self.next);
+        let task = Task::Repository {
+            action: action.into(),
+            payload: Some(payload),
+        };
+        let message = OutgoingMessage::new(&task, &TaskId::new(id.as_str()), None, &self.celery)
+            .unwrap()
+            .to_raw();
+        let queue = QueueName::new(&self.dep.queue).unwrap();
+        self.broker
+            .publish(&queue, &message, Some("bench-reply"))
+            .unwrap();
+        id
+    }
+
+    /// Waits for SUCCESS without an error; returns when it was seen.
+    fn succeeded(&mut self, id: &str) -> Instant {
+        let start = Instant::now();
+        loop {
+            let raw: Option<String> = redis::cmd("GET")
+                .arg(format!("celery-task-meta-{id}"))
+                .query(&mut self.redis)
+                .unwrap();
+            let record: Value = raw
+                .and_then(|r| serde_json::from_str(&r).ok())
+                .unwrap_or(Value::Null);
+            match record["status"].as_str() {
+                Some("SUCCESS") => {
+                    assert!(record["result"]["error"].is_null(), "{record}");
+                    return Instant::now();
+                }
+                Some("FAILURE") => panic!("{id} failed: {record}"),
+                _ => {}
+            }
+            assert!(start.elapsed() < LIMIT, "{id} never finished");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Seconds from publishing `action` to its SUCCESS.
+    fn timed(&mut self, action: &str, payload: Value) -> f64 {
+        let start = Instant::now();
+        let id = self.send(action, payload);
+        (self.succeeded(&id) - start).as_secs_f64()
+    }
+
+    /// Seconds from publishing the first of `payloads` at once to the
+    /// last SUCCESS.
+    fn timed_batch(&mut self, action: &str, payloads: Vec<Value>) -> f64 {
+        let start = Instant::now();
+        let ids: Vec<String> = payloads.into_iter().map(|p| self.send(action, p)).collect();
+        let done = ids.iter().map(|id| self.succeeded(id)).max().unwrap();
+        (done - start).as_secs_f64()
+    }
+}
+
+fn artifact(path: &str) -> Value {
+    json!({"path": path, "info": {"length": 1, "hashes": {"sha256": "ab"}}})
+}
+
+fn add_payload(paths: &[String]) -> Value {
+    let artifacts: Vec<Value> = paths.iter().map(|p| artifact(p)).collect();
+    json!({ "artifacts": artifacts })
+}
+
+/// Median, min and max of repeated measurements.
+struct Figures(Vec<f64>);
+
+impl Figures {
+    fn sorted(mut values: Vec<f64>) -> Figures {
+        values.sort_by(f64::total_cmp);
+        Figures(values)
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let i = ((self.0.len() - 1) as f64 * q).round() as usize;
+        self.0[i]
+    }
+    fn median(&self) -> f64 {
+        self.quantile(0.5)
+    }
+    fn range(&self, unit: &str, scale: f64) -> String {
+        format!(
+            "{:.1} {unit} (min {:.1}, max {:.1}, n={})",
+            self.median() * scale,
+            self.0[0] * scale,
+            self.0[self.0.len() - 1] * scale,
+            self.0.len()
+        )
+    }
+}
+
+/// A fresh deployment whose repository has `bins` hash bins.
+fn repository(bins: u64) -> Deployment {
+    let dep = Deployment::new();
+    install_generated_bins(&dep, bins);
+    dep
+}
+
+/// Client check: python-tuf finds every sampled path.
+fn visible(dep: &Deployment, sample: &[String]) -> String {
+    let paths: Vec<&str> = sample.iter().map(String::as_str).collect();
+    let view = dep.ngclient(&paths);
+    assert!(view.not_found.is_empty(), "{view:?}");
+    format!("{}/{}", view.found.len(), sample.len())
+}
+
+/// Add-one latency on a `bins`-bin repository: `runs` sequential adds.
+fn add_one(bins: u64, runs: usize) -> (Figures, String) {
+    let dep = repository(bins);
+    let _worker = dep.start_worker_with_threads(4, &[]);
+    let mut api = Api::new(&dep);
+    let mut latencies = Vec::new();
+    let mut paths = Vec::new();
+    for n in 0..runs + 5 {
+        let path = format!("one/{bins}/{n}.bin");
+        let seconds = api.timed("add_artifacts", add_payload(std::slice::from_ref(&path)));
+        if n >= 5 {
+            latencies.push(seconds);
+        }
+        paths.push(path);
+    }
+    let sample: Vec<String> = paths.iter().step_by(runs / 5).cloned().collect();
+    (Figures::sorted(latencies), visible(&dep, &sample))
+}
+
+/// `tasks` tasks of `per_task` artifacts each, published at once.
+fn concurrent(bins: u64, tasks: usize, per_task: usize, runs: usize) -> (Figures, String) {
+    let dep = repository(bins);
+    let _worker = dep.start_worker_with_threads(8, &[]);
+    let mut api = Api::new(&dep);
+    let mut totals = Vec::new();
+    let mut sample = Vec::new();
+    for run in 0..runs {
+        let payloads: Vec<Value> = (0..tasks)
+            .map(|t| {
+                let paths: Vec<String> = (0..per_task)
+                    .map(|a| format!("c/{run}/{t}/{a}.bin"))
+                    .collect();
+                if t % 10 == 0 {
+                    sample.push(paths[0].clone());
+                }
+                add_payload(&paths)
+            })
+            .collect();
+        totals.push(api.timed_batch("add_artifacts", payloads));
+    }
+    (Figures::sorted(totals), visible(&dep, &sample))
+}
+
+fn bootstrap_payload(bins: u64, rsa: bool) -> Value {
+    let mut payload = payload_vector("bootstrap-bins");
+    payload["settings"]["roles"]["bins"]["number_of_delegated_bins"] = json!(bins);
+    if rsa {
+        let signed = payload["metadata"]["root"]["signed"].clone();
+        payload["metadata"]["root"] = root_with_online_key(signed, RSA_ONLINE, "Online Key RSA");
+    }
+    payload
+}
+
+/// A bootstrap of `bins` bins on a fresh deployment, `runs` times.
+fn bootstrap(bins: u64, rsa: bool, runs: usize) -> Figures {
+    let payload = bootstrap_payload(bins, rsa);
+    let times = (0..runs)
+        .map(|_| {
+            let dep = Deployment::new();
+            let _worker = dep.start_worker_with_threads(4, &[]);
+            api_pre_lock(&dep);
+            Api::new(&dep).timed("bootstrap", payload.clone())
+        })
+        .collect();
+    Figures::sorted(times)
+}
+
+/// A forced bump of every bin of a `bins`-bin repository, `runs` times.
+fn forced_bump(bins: u64, runs: usize) -> Figures {
+    let dep = repository(bins);
+    let _worker = dep.start_worker_with_threads(4, &[]);
+    let mut api = Api::new(&dep);
+    let times = (0..runs)
+        .map(|_| api.timed("force_online_metadata_update", json!({"roles": ["bins"]})))
+        .collect();
+    dep.ngclient(&[]);
+    Figures::sorted(times)
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Seconds from spawning the worker to every consumer consuming, and its
+/// resident memory once idle, `runs` times.
+fn start_and_idle(threads: usize, runs: usize) -> (Figures, Figures) {
+    let dep = Deployment::new();
+    let consumers = threads * 2;
+    let mut starts = Vec::new();
+    let mut rss = Vec::new();
+    for run in 0..runs {
+        let log =
+            std::env::temp_dir().join(format!("rstuf-bench-{}-{run}.log", std::process::id()));
+        let start = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+            .args(["run", "--threads", &threads.to_string(), "--queues"])
+            .arg(format!("{},{}", dep.queue, dep.internals))
+            .envs(dep.env())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches(": consuming ").count() >= consumers {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        starts.push(start.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_secs(2));
+        rss.push(rss_kib(child.id()) / 1024.0);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&log);
+    }
+    (Figures::sorted(starts), Figures::sorted(rss))
+}
+
+/// One RSA-2048 PSS signature, in seconds (best of a few hundred).
+fn rsa_signature() -> f64 {
+    let path = common::shared("vectors/tuf/keys/umbrella").join(RSA_ONLINE);
+    let private = PrivateKey::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let key = private.key_dict();
+    let signer = PemSigner::new(private, &key.keyid().unwrap(), &key).unwrap();
+    (0..300)
+        .map(|_| {
+            let start = Instant::now();
+            signer.sign(b"a canonical bin of some length").unwrap();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu})")
+}
+
+type Row = [String; 4];
+
+fn row(measure: &str, target: &str, result: String, note: String) -> Row {
+    eprintln!("bench: {measure}: {result} {note}");
+    [measure.into(), target.into(), result, note]
+}
+
+fn add_one_rows() -> Vec<Row> {
+    let (lat, seen) = add_one(256, 200);
+    let mut rows = vec![row(
+        "add 1 artifact, send → SUCCESS, p50 / p99 (256 bins)",
+        "≤ 30 ms / ≤ 100 ms",
+        format!(
+            "{:.1} ms / {:.1} ms (min {:.1}, max {:.1}, n={})",
+            lat.median() * 1e3,
+            lat.quantile(0.99) * 1e3,
+            lat.0[0] * 1e3,
+            lat.0[lat.0.len() - 1] * 1e3,
+            lat.0.len()
+        ),
+        format!("client found {seen} sampled artifacts"),
+    )];
+    for bins in [16, 16384] {
+        let (lat, seen) = add_one(bins, 50);
+        rows.push(row(
+            &format!("add 1 artifact, p50 ({bins} bins)"),
+            "same as 256 bins",
+            lat.range("ms", 1e3),
+            format!("client found {seen}"),
+        ));
+    }
+    rows
+}
+
+fn concurrent_rows() -> Vec<Row> {
+    let (total, seen) = concurrent(256, 50, 50, 5);
+    vec![row(
+        "50 concurrent requests × 50 artifacts, all SUCCESS (256 bins)",
+        "≤ 2 s",
+        total.range("s", 1.0),
+        format!("client found {seen} sampled artifacts"),
+    )]
+}
+
+fn sustained_rows() -> Vec<Row> {
+    let (total, seen) = concurrent(16384, 100, 100, 3);
+    let rates = Figures::sorted(total.0.iter().map(|t| 10_000.0 / t).collect());
+    vec![row(
+        "sustained adds, 16384 bins, ed25519 (100 tasks × 100 artifacts at once)",
+        "≥ 2,000 artifacts/s",
+        rates.range("artifacts/s", 1.0),
+        format!("client found {seen} sampled artifacts"),
+    )]
+}
+
+fn bootstrap_rows() -> Vec<Row> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let rsa = rsa_signature();
+    let floor = 16384.0 * rsa / cores;
+    vec![
+        row(
+            "bootstrap 16384 bins, ed25519 key",
+            "≤ 1 s",
+            bootstrap(16384, false, 3).range("s", 1.0),
+            String::new(),
+        ),
+        row(
+            "bootstrap 16384 bins, RSA-2048 key",
+            &format!("≤ 1.2 × {floor:.1} s = {:.1} s", 1.2 * floor),
+            bootstrap(16384, true, 3).range("s", 1.0),
+            format!(
+                "floor as the target counts it: 16384 × {:.2} ms per RSA signature ÷ {cores} cores",
+                rsa * 1e3
+            ),
+        ),
+    ]
+}
+
+fn bump_rows() -> Vec<Row> {
+    vec![row(
+        "forced bump of all online roles, 16384 bins, ed25519",
+        "≤ 2 s",
+        forced_bump(16384, 3).range("s", 1.0),
+        "client refreshes after the bumps".into(),
+    )]
+}
+
+fn process_rows() -> Vec<Row> {
+    let (start, rss) = start_and_idle(8, 10);
+    vec![
+        row(
+            "idle RSS of the whole worker (8 threads per queue, 16 consumers)",
+            "≤ 15 MB",
+            rss.range("MB", 1.0),
+            String::new(),
+        ),
+        row(
+            "process start → consuming (all 16 consumers)",
+            "≤ 100 ms",
+            start.range("ms", 1e3),
+            "includes the schema check in PostgreSQL".into(),
+        ),
+    ]
+}
+
+/// Every measure by name; `RSTUF_BENCH_ONLY=<name>` runs one (to profile
+/// it) and then BENCH.md is left alone.
+type Measure = fn() -> Vec<Row>;
+
+const MEASURES: [(&str, Measure); 6] = [
+    ("add-one", add_one_rows),
+    ("concurrent", concurrent_rows),
+    ("sustained", sustained_rows),
+    ("bootstrap", bootstrap_rows),
+    ("bump", bump_rows),
+    ("process", process_rows),
+];
+
+fn main() {
+    let only = std::env::var("RSTUF_BENCH_ONLY").ok();
+    let rows: Vec<Row> = MEASURES
+        .iter()
+        .filter(|(name, _)| only.as_deref().map_or(true, |o| o == *name))
+        .flat_map(|(_, measure)| measure())
+        .collect();
+    if only.is_some() {
+        return;
+    }
+    let mut out = String::new();
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty =
+        !command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let _ = writeln!(out, "# Benchmarks (`make bench`)\n");
+    let _ = writeln!(
+        out,
+        "Generated {date} on {} at commit {commit}{}. Release build, local \
+         PostgreSQL, Redis and RabbitMQ, LocalStorage on the local disk. Each \
+         figure: median (min, max, number of runs); latency is from publishing \
+         the task to seeing SUCCESS in the result backend.\n",
+        machine(),
+        if dirty { " (with local changes)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "| measure | target | result | note |\n|---|---|---|---|"
+    );
+    for [measure, target, result, note] in &rows {
+        let _ = writeln!(out, "| {measure} | {target} | {result} | {note} |");
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCH.md");
+    std::fs::write(&path, out).unwrap();
+    eprintln!("bench: wrote {}", path.display());
+}
