@@ -8,56 +8,29 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::fileformat::sorted_entries;
+use super::jsonwrite::{to_bytes, Format};
 use super::{Error, Result};
+
+struct Canonical;
+
+impl Format for Canonical {
+    const PRETTY: bool = false;
+    fn write_string(s: &str, out: &mut Vec<u8>) {
+        write_string(s, out);
+    }
+    fn error(message: String) -> Error {
+        Error::CanonicalJson(message)
+    }
+}
 
 /// Canonical bytes of a JSON value. Floats are refused, as in Python.
 pub fn encode(value: &Value) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
-    write_value(value, &mut out)?;
-    Ok(out)
+    to_bytes::<Canonical, _>(value)
 }
 
-/// Canonical bytes of anything serde can turn into JSON.
+/// Canonical bytes of anything serde can serialize, written directly.
 pub fn encode_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let value = serde_json::to_value(value).map_err(|e| Error::CanonicalJson(e.to_string()))?;
-    encode(&value)
-}
-
-fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) if n.is_f64() => {
-            return Err(Error::CanonicalJson(format!("floats are not allowed: {n}")))
-        }
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(item, out)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (key, item)) in sorted_entries(map).into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                write_value(item, out)?;
-            }
-            out.push(b'}');
-        }
-    }
-    Ok(())
+    to_bytes::<Canonical, _>(value)
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {

@@ -8,90 +8,34 @@
 //! formatter does. Keys are sorted by code point here, whatever order the map
 //! keeps (serde_json is built with `preserve_order`, so payloads keep the
 //! order their sender gave, as Python dicts do).
-use std::io::Write;
-
 use serde::Serialize;
-use serde_json::{Number, Value};
+use serde_json::Value;
 
+use super::jsonwrite::{to_bytes, Format};
 use super::{Error, Result};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+struct File;
+
+impl Format for File {
+    const PRETTY: bool = true;
+    fn write_string(s: &str, out: &mut Vec<u8>) {
+        write_string(s, out);
+    }
+    fn error(message: String) -> Error {
+        Error::FileFormat(message)
+    }
+}
+
 /// File bytes of a JSON value, without a trailing newline.
 pub fn encode(value: &Value) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024);
-    write_value(value, 0, &mut out)?;
-    Ok(out)
+    to_bytes::<File, _>(value)
 }
 
-/// File bytes of anything serde can turn into JSON.
+/// File bytes of anything serde can serialize, written directly.
 pub fn encode_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let value = serde_json::to_value(value).map_err(|e| Error::FileFormat(e.to_string()))?;
-    encode(&value)
-}
-
-fn write_value(value: &Value, depth: usize, out: &mut Vec<u8>) -> Result<()> {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(n, out)?,
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
-        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                start_item(i, depth + 1, out);
-                write_value(item, depth + 1, out)?;
-            }
-            new_line(depth, out);
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (key, item)) in sorted_entries(map).into_iter().enumerate() {
-                start_item(i, depth + 1, out);
-                write_string(key, out);
-                out.extend_from_slice(b": ");
-                write_value(item, depth + 1, out)?;
-            }
-            new_line(depth, out);
-            out.push(b'}');
-        }
-    }
-    Ok(())
-}
-
-/// Object entries in code-point order (Rust `str` order is byte order,
-/// which for UTF-8 is code-point order, like Python's `sorted`).
-pub(crate) fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    entries
-}
-
-/// TUF metadata has no floats, and Python would print them differently
-/// (`1e+16`, `Infinity`), so refusing is safer than guessing.
-fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<()> {
-    if n.is_f64() {
-        return Err(Error::FileFormat(format!("floats are not allowed: {n}")));
-    }
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}");
-    Ok(())
-}
-
-fn start_item(index: usize, depth: usize, out: &mut Vec<u8>) {
-    if index > 0 {
-        out.push(b',');
-    }
-    new_line(depth, out);
-}
-
-fn new_line(depth: usize, out: &mut Vec<u8>) {
-    out.push(b'\n');
-    out.resize(out.len() + depth, b' ');
+    to_bytes::<File, _>(value)
 }
 
 /// Python's `ensure_ascii` string form: printable ASCII is copied in runs,

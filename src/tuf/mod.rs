@@ -13,6 +13,7 @@ pub mod datetime;
 pub mod error;
 pub mod fileformat;
 pub mod hashbins;
+mod jsonwrite;
 pub mod key;
 pub mod metadata;
 pub mod paths;
