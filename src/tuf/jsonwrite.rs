@@ -264,49 +264,26 @@ impl<F: Format> Array<'_, F> {
     }
 }
 
-impl<F: Format> ser::SerializeSeq for Array<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.item(value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
+/// serde splits arrays into four traits of one shape; all write items.
+macro_rules! array_trait {
+    ($trait:ident, $method:ident) => {
+        impl<F: Format> ser::$trait for Array<'_, F> {
+            type Ok = ();
+            type Error = WriteError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+                self.item(value)
+            }
+            fn end(self) -> Result {
+                self.close()
+            }
+        }
+    };
 }
 
-impl<F: Format> ser::SerializeTuple for Array<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.item(value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
-}
-
-impl<F: Format> ser::SerializeTupleStruct for Array<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.item(value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
-}
-
-impl<F: Format> ser::SerializeTupleVariant for Array<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.item(value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
-}
+array_trait!(SerializeSeq, serialize_element);
+array_trait!(SerializeTuple, serialize_element);
+array_trait!(SerializeTupleStruct, serialize_field);
+array_trait!(SerializeTupleVariant, serialize_field);
 
 /// An object: each value written to its own buffer, emitted in key order
 /// at the end.
@@ -379,27 +356,28 @@ impl<F: Format> ser::SerializeMap for Object<'_, F> {
     }
 }
 
-impl<F: Format> ser::SerializeStruct for Object<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
-        self.entry(key.to_owned(), value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
+/// Struct fields are object entries under their field names.
+macro_rules! struct_trait {
+    ($trait:ident) => {
+        impl<F: Format> ser::$trait for Object<'_, F> {
+            type Ok = ();
+            type Error = WriteError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result {
+                self.entry(key.to_owned(), value)
+            }
+            fn end(self) -> Result {
+                self.close()
+            }
+        }
+    };
 }
 
-impl<F: Format> ser::SerializeStructVariant for Object<'_, F> {
-    type Ok = ();
-    type Error = WriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
-        self.entry(key.to_owned(), value)
-    }
-    fn end(self) -> Result {
-        self.close()
-    }
-}
+struct_trait!(SerializeStruct);
+struct_trait!(SerializeStructVariant);
 
 /// Object keys must be strings, as in JSON.
 struct KeyWriter;
