@@ -224,15 +224,13 @@ fn forced_bump_of_16384_bins() {
 
 /// Every versioned metadata file in storage with its bytes.
 fn versioned_files(dep: &Deployment) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dep.storage.path())
-        .unwrap()
-        .filter_map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_owned();
-            let versioned = name.split('.').next()?.parse::<u64>().is_ok();
-            versioned.then(|| (name, std::fs::read(&path).unwrap()))
-        })
-        .collect()
+    let mut files = dep.stored_files();
+    files.retain(|name, _| {
+        name.split('.')
+            .next()
+            .is_some_and(|v| v.parse::<u64>().is_ok())
+    });
+    files
 }
 
 /// Sends the tasks at once and checks each one's message.

@@ -192,18 +192,25 @@ impl Drop for Pool {
     }
 }
 
+/// Repository tasks under these ids whose action no worker knows: what the
+/// pool tests need is messages, not work.
+fn unknown_action_tasks(ids: &[&str]) -> Value {
+    let tasks = ids
+        .iter()
+        .map(|id| {
+            json!({"name": "app.repository_service_tuf_worker", "id": id,
+                   "kwargs": {"action": "x", "payload": null}})
+        })
+        .collect();
+    Value::Array(tasks)
+}
+
 #[test]
 fn a_requeued_message_goes_behind_the_waiting_ones_marked_redelivered() {
     let db = RedisDb::claim();
     let queue = unique("q");
-    let tasks: Vec<Value> = ["first", "second"]
-        .iter()
-        .map(|id| {
-            json!({"name": "app.repository_service_tuf_worker", "id": id,
-                          "kwargs": {"action": "x", "payload": null}})
-        })
-        .collect();
-    send(&db.url(), &queue, &Value::Array(tasks));
+    let tasks = unknown_action_tasks(&["first", "second"]);
+    send(&db.url(), &queue, &tasks);
     let (pool, seen) = Pool::start(&db.url(), &queue, |id, redelivered| {
         if id == "first" && !redelivered {
             Disposition::Requeue
@@ -278,14 +285,8 @@ fn artifacts_added_over_the_redis_broker_reach_the_tuf_client() {
 fn a_panicking_handler_loses_its_message_not_the_pool() {
     let db = RedisDb::claim();
     let queue = unique("q");
-    let tasks: Vec<Value> = ["boom", "after"]
-        .iter()
-        .map(|id| {
-            json!({"name": "app.repository_service_tuf_worker", "id": id,
-                   "kwargs": {"action": "x", "payload": null}})
-        })
-        .collect();
-    send(&db.url(), &queue, &Value::Array(tasks));
+    let tasks = unknown_action_tasks(&["boom", "after"]);
+    send(&db.url(), &queue, &tasks);
     let (pool, seen) = Pool::start(&db.url(), &queue, |id, _| {
         assert_ne!(id, "boom", "a task that panics");
         Disposition::Ack

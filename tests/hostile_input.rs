@@ -4,7 +4,6 @@
 //! nothing is published or recorded, and the worker goes on serving.
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use amiquip::{AmqpProperties, AmqpValue, Connection, FieldTable, Publish};
@@ -193,23 +192,11 @@ fn publish_all(queue: &str, messages: &[Hostile]) {
     connection.close().unwrap();
 }
 
-/// Every metadata file's name and bytes.
-fn storage_files(dep: &Deployment) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dep.storage.path())
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn a_thousand_malformed_messages_crash_nothing_and_each_is_answered_or_rejected() {
     let dep = Deployment::new();
     common::fixtures::install_bins_after_bootstrap(&dep);
-    let published_before = storage_files(&dep);
+    let published_before = dep.stored_files();
     // Only the task queue: no periodic bump may change storage meanwhile.
     let worker = dep.start_worker_on(&[&dep.queue], 2, &[]);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -241,7 +228,7 @@ fn a_thousand_malformed_messages_crash_nothing_and_each_is_answered_or_rejected(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(storage_files(&dep), published_before, "metadata changed");
+    assert_eq!(dep.stored_files(), published_before, "metadata changed");
     let artifacts: i64 = dep
         .sql()
         .query_one("SELECT count(*) FROM rstuf_target_files", &[])

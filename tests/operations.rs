@@ -119,15 +119,7 @@ fn metrics_count_tasks_by_action_and_outcome_and_show_consumers() {
 
 /// `make static`'s binary (`RSTUF_STATIC_BINARY`, set by the Makefile).
 fn static_binary() -> PathBuf {
-    let path = std::env::var_os("RSTUF_STATIC_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/image/rstuf-worker"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make static` (make test does)",
-        path.display()
-    );
-    path
+    common::built_tool("RSTUF_STATIC_BINARY", "target/image/rstuf-worker", "static")
 }
 
 /// A root holding only what the image holds: the binary and CA bundle.

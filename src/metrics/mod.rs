@@ -13,7 +13,7 @@ mod registry;
 
 use std::time::Duration;
 
-use registry::{Histogram, Registry, DURATION_BUCKETS};
+use registry::{with, Histogram, DURATION_BUCKETS};
 
 /// How a task ended, as the API would classify it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,10 +34,6 @@ impl Outcome {
             Outcome::Failure => "failure",
         }
     }
-}
-
-fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
-    registry::with(f)
 }
 
 /// A task finished. `action` must come from a fixed set (the caller maps

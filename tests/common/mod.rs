@@ -21,17 +21,24 @@ pub fn shared(rel: &str) -> PathBuf {
     base.join(rel)
 }
 
-/// The pinned Python of `make venv` (`$RSTUF_TEST_PYTHON` when set).
-pub fn python() -> PathBuf {
-    let path = std::env::var_os("RSTUF_TEST_PYTHON")
+/// A tool the Makefile builds: `$var` when set, else `default` below the
+/// repository; missing means `make <target>` has not run.
+pub fn built_tool(var: &str, default: &str, target: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(default));
     assert!(
         path.exists(),
-        "{} is missing: run `make venv` (tests drive the real Python clients)",
+        "{} is missing: run `make {target}` (make test does)",
         path.display()
     );
     path
+}
+
+/// The pinned Python of `make venv` (`$RSTUF_TEST_PYTHON` when set); the
+/// tests drive the real Python clients with it.
+pub fn python() -> PathBuf {
+    built_tool("RSTUF_TEST_PYTHON", ".venv/bin/python", "venv")
 }
 
 /// The `rstuf` command of the pinned RSTUF CLI (`$RSTUF_TEST_CLI` when
@@ -39,15 +46,7 @@ pub fn python() -> PathBuf {
 /// dependencies are many and unpinned upstream, and must not move the test
 /// venv's pins.
 pub fn rstuf_cli() -> PathBuf {
-    let path = std::env::var_os("RSTUF_TEST_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-cli/bin/rstuf"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make venv` (tests drive the real RSTUF CLI)",
-        path.display()
-    );
-    path
+    built_tool("RSTUF_TEST_CLI", ".venv-cli/bin/rstuf", "venv")
 }
 
 /// Runs a Python script with the test venv and returns its output.

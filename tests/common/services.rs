@@ -560,6 +560,20 @@ impl Drop for LockThief {
 }
 
 impl Deployment {
+    /// Every file in the storage directory, by name, with its bytes.
+    pub fn stored_files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(self.storage.path())
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&path).unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Deployment {
     /// The current `celery-task-meta-<id>` record (null before the first write).
     pub fn record(&self, id: &str) -> Value {
         let raw: Option<String> = redis::cmd("GET")
