@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod api_stand_in;
+pub mod chaos;
 pub mod fixtures;
 pub mod moto;
 pub mod proxy;
