@@ -22,6 +22,7 @@ use crate::backend::TaskResult;
 use crate::celery::TaskId;
 use crate::db::NewRole;
 use crate::settings::{BootstrapState, SettingName, SettingValue};
+use crate::storage::MetadataFile;
 use crate::tuf::hashbins::HashBins;
 use crate::tuf::metadata::{
     Delegations, MetaFile, Root, Snapshot, SuccinctRoles, Targets, Timestamp,
@@ -293,7 +294,7 @@ fn custom_roles(
 
 /// `NUMBER_OF_DELEGATED_BINS` empty bins, delegated from `targets` to the
 /// online key. All bins have the same content, so one signature serves
-/// them all.
+/// them all, and one encoding.
 fn hash_bins(
     ctx: &Context,
     targets: &mut Targets,
@@ -313,13 +314,18 @@ fn hash_bins(
     let expires = ctx.expiry_for("bins")?;
     let mut empty = Metadata::new(Targets::new(Version(1), expires));
     empty.sign(signer)?;
+    let bytes = empty.to_file_bytes()?;
     let mut publication = Publication::default();
     let mut listed = Vec::with_capacity(bins.count() as usize);
     let mut rows = Vec::with_capacity(bins.count() as usize);
     for (_, name) in bins.roles() {
-        publication.add(&name, &empty)?;
+        let role = super::context::role_name(name.as_str())?;
+        publication.add_encoded(
+            MetadataFile::persisted(role.clone(), Version(1)),
+            bytes.clone(),
+        );
         rows.push(NewRole {
-            name: super::context::role_name(name.as_str())?,
+            name: role,
             expires: expires.to_system_time(),
             version: Version(1),
         });

@@ -59,22 +59,27 @@ impl Context {
         }
     }
 
-    /// The newest snapshot in storage, parsed once per version.
+    /// The newest snapshot in storage, parsed once per version. The cached
+    /// copy is handed out, not cloned (16384 entries): the round that takes
+    /// it gives its successor back with [`Context::remember_snapshot`], and
+    /// any other reader meanwhile parses the file.
     pub fn load_snapshot(&self) -> Result<Metadata<Snapshot>> {
         let name = role_name("snapshot")?;
         let latest = self.storage.latest_version(&name)?;
-        let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(md) = cached.as_ref().filter(|md| Some(md.version()) == latest) {
-            return Ok(md.clone());
+        let cached = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match cached.filter(|md| Some(md.version()) == latest) {
+            Some(md) => Ok(md),
+            None => self.load::<Snapshot>("snapshot"),
         }
-        let md = self.load::<Snapshot>("snapshot")?;
-        *cached = Some(md.clone());
-        Ok(md)
     }
 
     /// Keeps a snapshot this process has just committed to storage.
-    pub fn remember_snapshot(&self, snapshot: &Metadata<Snapshot>) {
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.clone());
+    pub fn remember_snapshot(&self, snapshot: Metadata<Snapshot>) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
     }
 
     /// The settings store; reads are always fresh (the API writes too).

@@ -168,9 +168,8 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
         true => publication.commit(ctx, Some(lock))?,
         false => lock.extend()?,
     }
-    if new_snapshot {
-        ctx.remember_snapshot(&snapshot);
-    }
+    let snapshot_version = snapshot.version();
+    ctx.remember_snapshot(snapshot);
     for (name, metadata) in &pending {
         set_pending(ctx, name, metadata)?;
     }
@@ -185,7 +184,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
             changed.len(),
             pending.len(),
             settled.len(),
-            snapshot.version(),
+            snapshot_version,
             timestamp.version()
         );
     }

@@ -4,12 +4,13 @@
 //!
 //! Going through `serde_json::Value` first cost more than the writing: a
 //! 16384-bin snapshot took ~35 ms per form, mostly to build and drop 16384
-//! small maps. Both forms sort object keys by code point, which serde's
-//! field and insertion order do not give, so each object's entries are
-//! written to their own buffers (at the right depth) and then emitted in
-//! key order.
+//! small maps. Both forms sort object keys by code point; entries are written in
+//! place and an object is re-sorted only when its keys did not arrive in
+//! that order (see [`Object`]).
+use std::borrow::Cow;
 use std::fmt::{self, Display};
 use std::io::Write;
+use std::ops::Range;
 
 use serde::ser::{self, Serialize};
 
@@ -73,10 +74,13 @@ impl<'a, F: Format> Writer<'a, F> {
     }
 
     fn object(self) -> Object<'a, F> {
+        self.out.push(b'{');
         Object {
+            body: self.out.len(),
             out: self.out,
             depth: self.depth,
             entries: Vec::new(),
+            in_order: true,
             key: None,
             format: std::marker::PhantomData,
         }
@@ -285,55 +289,80 @@ array_trait!(SerializeTuple, serialize_element);
 array_trait!(SerializeTupleStruct, serialize_field);
 array_trait!(SerializeTupleVariant, serialize_field);
 
-/// An object: each value written to its own buffer, emitted in key order
-/// at the end.
+/// An object, written in place. Keys usually arrive in code-point order
+/// (struct fields are declared sorted, maps are `BTreeMap`s), so entries go
+/// straight to the output; only an object whose keys came out of order or
+/// repeated is rewritten, sorted, when it closes.
 struct Object<'a, F> {
     out: &'a mut Vec<u8>,
     depth: usize,
-    entries: Vec<(String, Vec<u8>)>,
+    /// Where the first entry starts, just after `{`.
+    body: usize,
+    entries: Vec<Entry>,
+    in_order: bool,
     key: Option<String>,
     format: std::marker::PhantomData<F>,
 }
 
+/// One written entry: its key and its bytes in the output (from its line
+/// break to the end of its value, without the separating comma).
+struct Entry {
+    key: Cow<'static, str>,
+    span: Range<usize>,
+}
+
 impl<F: Format> Object<'_, F> {
-    fn entry<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Result {
-        let mut bytes = Vec::new();
+    fn entry<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> Result {
+        if let Some(last) = self.entries.last() {
+            self.in_order &= last.key < key;
+            self.out.push(b',');
+        }
+        let start = self.out.len();
+        new_line::<F>(self.depth + 1, self.out);
+        F::write_string(&key, self.out);
+        self.out
+            .extend_from_slice(if F::PRETTY { b": " } else { b":" });
         value.serialize(Writer::<F> {
-            out: &mut bytes,
+            out: self.out,
             depth: self.depth + 1,
             format: std::marker::PhantomData,
         })?;
-        self.entries.push((key, bytes));
+        let span = start..self.out.len();
+        self.entries.push(Entry { key, span });
         Ok(())
     }
 
     fn close(mut self) -> Result {
-        // Stable: of repeated keys the last is kept, as a JSON object
-        // built from the same entries would keep it.
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        self.entries.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
-        self.out.push(b'{');
-        for (i, (key, value)) in self.entries.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            new_line::<F>(self.depth + 1, self.out);
-            F::write_string(key, self.out);
-            self.out
-                .extend_from_slice(if F::PRETTY { b": " } else { b":" });
-            self.out.extend_from_slice(value);
+        if !self.in_order {
+            self.sort();
         }
         if !self.entries.is_empty() {
             new_line::<F>(self.depth, self.out);
         }
         self.out.push(b'}');
         Ok(())
+    }
+
+    /// Rewrites the entries in key order. Stable: of repeated keys the last
+    /// is kept, as a JSON object built from the same entries would keep it.
+    fn sort(&mut self) {
+        let written = self.out.split_off(self.body);
+        let body = self.body;
+        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        self.entries.dedup_by(|later, earlier| {
+            let same = later.key == earlier.key;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            let span = entry.span.start - body..entry.span.end - body;
+            self.out.extend_from_slice(&written[span]);
+        }
     }
 }
 
@@ -349,7 +378,7 @@ impl<F: Format> ser::SerializeMap for Object<'_, F> {
             .key
             .take()
             .ok_or_else(|| WriteError("a map value came without its key".into()))?;
-        self.entry(key, value)
+        self.entry(Cow::Owned(key), value)
     }
     fn end(self) -> Result {
         self.close()
@@ -367,7 +396,7 @@ macro_rules! struct_trait {
                 key: &'static str,
                 value: &T,
             ) -> Result {
-                self.entry(key.to_owned(), value)
+                self.entry(Cow::Borrowed(key), value)
             }
             fn end(self) -> Result {
                 self.close()
@@ -508,5 +537,49 @@ impl ser::Serializer for KeyWriter {
         _: usize,
     ) -> Result<Self::SerializeStructVariant> {
         not_a_key("an object")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::ser::{Serialize, SerializeMap, Serializer};
+    use serde_json::json;
+
+    use crate::tuf::{canonical, fileformat};
+
+    /// A map that emits its entries as given: out of order and repeated,
+    /// which no JSON map type would produce.
+    struct Entries(Vec<(&'static str, serde_json::Value)>);
+
+    impl Serialize for Entries {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+
+    fn unordered() -> Entries {
+        Entries(vec![
+            ("b", json!(1)),
+            ("c", json!({"y": [1, {"q": 2}], "x": {}})),
+            ("a", json!("first a")),
+            ("b", json!(2)),
+            ("a", json!("last a")),
+        ])
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_keys_sort_and_keep_the_last() {
+        assert_eq!(
+            String::from_utf8(canonical::encode_serialize(&unordered()).unwrap()).unwrap(),
+            r#"{"a":"last a","b":2,"c":{"x":{},"y":[1,{"q":2}]}}"#
+        );
+        assert_eq!(
+            String::from_utf8(fileformat::encode_serialize(&unordered()).unwrap()).unwrap(),
+            "{\n \"a\": \"last a\",\n \"b\": 2,\n \"c\": {\n  \"x\": {},\n  \"y\": [\n   1,\n   {\n    \"q\": 2\n   }\n  ]\n }\n}"
+        );
     }
 }
