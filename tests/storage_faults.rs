@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::faults::{
-    observe_disk_full, observe_read_only, observe_s3_down, observe_s3_hang, Observed, BIN,
-    HANG_TIME_LIMIT,
+    observe_disk_full, observe_read_only, observe_s3_down, observe_s3_hang, proxy_url,
+    s3_deployment, Observed, BIN, HANG_TIME_LIMIT,
 };
 use common::free_port;
 use common::proxy::StallingProxy;
@@ -91,6 +91,40 @@ fn a_task_stuck_on_a_hung_s3_endpoint_is_ended_by_the_time_limit() {
              ended by the worker"
         )
     );
+}
+
+/// A root update stuck on S3 is ended by the limit; when its requests are
+/// answered after all, its abandoned thread goes on to publish the new root
+/// and is stopped right there: nothing appears, the record stays.
+#[test]
+fn an_abandoned_task_that_wakes_up_publishes_nothing() {
+    let (dep, proxy) = s3_deployment();
+    let worker = dep.start_worker_on(
+        &[&dep.queue],
+        1,
+        &[
+            ("RSTUF_AWS_ENDPOINT_URL", &proxy_url(&proxy)),
+            ("RSTUF_TASK_TIME_LIMIT", HANG_TIME_LIMIT),
+        ],
+    );
+    proxy.stall();
+    let vector = common::shared("vectors/payloads/metadata_update-root-v2.json");
+    let task: serde_json::Value = serde_json::from_slice(&std::fs::read(vector).unwrap()).unwrap();
+    let id = dep.send_action("metadata_update", task["kwargs"]["payload"].clone());
+    let ended = dep.wait_for_final(&id, Duration::from_secs(60));
+    assert_eq!(ended["result"]["exc_type"], "TimeLimitExceeded", "{ended}");
+
+    proxy.resume_held();
+    worker.wait_for_log(
+        "its thread ended after the time limit",
+        Duration::from_secs(60),
+    );
+    dep.sync_storage();
+    assert!(
+        !dep.storage.path().join("2.root.json").exists(),
+        "the abandoned task published root v2"
+    );
+    assert_eq!(dep.record(&id), ended);
 }
 
 /// A request to an endpoint that accepted the connection and never answers

@@ -22,6 +22,7 @@ type Live = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
 pub struct StallingProxy {
     pub port: u16,
+    target_port: u16,
     mode: Arc<AtomicU8>,
     held: Arc<Mutex<Vec<TcpStream>>>,
     live: Live,
@@ -63,6 +64,7 @@ impl StallingProxy {
         });
         StallingProxy {
             port,
+            target_port,
             mode,
             held,
             live,
@@ -85,6 +87,18 @@ impl StallingProxy {
     /// New connections reach the service again.
     pub fn recover(&self) {
         self.mode.store(PASS, Ordering::SeqCst);
+    }
+
+    /// Passes new connections again and hands the held ones to the service,
+    /// which answers them late: a hung request that completes after all.
+    pub fn resume_held(&self) {
+        self.recover();
+        for client in self.held.lock().unwrap().drain(..) {
+            let _ = client.set_nonblocking(false);
+            if let Ok(server) = TcpStream::connect(("127.0.0.1", self.target_port)) {
+                pipe(client, server, &self.live);
+            }
+        }
     }
 
     /// Closes the connections held unanswered: their requests fail now
