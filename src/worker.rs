@@ -105,6 +105,7 @@ impl Worker {
         let (runner, task_fence, task_request) =
             (self.runner.clone(), fence.clone(), request.clone());
         let spawned = thread::Builder::new().name("task".into()).spawn(move || {
+            let _counted = metrics::TaskThread::start();
             task_fence.enter();
             let disposition = runner.run(&task_request, task, &task_fence);
             if task_fence.is_abandoned() {
