@@ -12,9 +12,12 @@ use common::faults::{
     observe_disk_full, observe_read_only, observe_s3_down, observe_s3_hang, proxy_url,
     s3_deployment, Observed, BIN, HANG_TIME_LIMIT,
 };
+use common::fixtures::install_bins_after_bootstrap;
 use common::free_port;
 use common::proxy::StallingProxy;
+use common::services::Deployment;
 use rstuf_worker::storage::{AwsS3, S3Config};
+use serde_json::json;
 
 /// One injection, nothing lost or inconsistent, recovered in place; the
 /// failure of the task sent during the fault.
@@ -144,4 +147,52 @@ fn a_request_to_a_hung_s3_endpoint_fails_at_its_timeout() {
          30s)"
     );
     assert_eq!(proxy.held(), 1, "the request reached the hung endpoint");
+}
+
+/// An addition whose publication cannot start (another worker holds
+/// `LOCK_TARGETS`) is ended by the limit, and its thread stops waiting at
+/// once instead of when the publication finally runs. Its artifact stays
+/// recorded: the next publication brings it out with the next addition.
+#[test]
+fn a_task_waiting_for_a_publication_stops_waiting_when_ended() {
+    let dep = Deployment::new();
+    install_bins_after_bootstrap(&dep);
+    let worker = dep.start_worker_on(
+        &[&dep.queue],
+        1,
+        &[("RSTUF_TASK_TIME_LIMIT", HANG_TIME_LIMIT)],
+    );
+    redis::cmd("SET")
+        .arg("LOCK_TARGETS")
+        .arg("held-by-another-worker")
+        .arg("EX")
+        .arg(600)
+        .query::<()>(&mut dep.redis())
+        .unwrap();
+    let first = artifact("waited/first.tar.gz");
+    let id = dep.send_action("add_artifacts", json!({"artifacts": [first]}));
+    let ended = dep.wait_for_final(&id, Duration::from_secs(60));
+    assert_eq!(ended["result"]["exc_type"], "TimeLimitExceeded", "{ended}");
+    worker.wait_for_log(
+        "its thread ended after the time limit",
+        Duration::from_secs(30),
+    );
+
+    redis::cmd("DEL")
+        .arg("LOCK_TARGETS")
+        .query::<()>(&mut dep.redis())
+        .unwrap();
+    let next = dep.send_action(
+        "add_artifacts",
+        json!({"artifacts": [artifact("waited/next.tar.gz")]}),
+    );
+    let record = dep.wait_for_final(&next, Duration::from_secs(60));
+    assert_eq!(record["status"], "SUCCESS", "{record}");
+    let client = dep.ngclient(&["waited/first.tar.gz", "waited/next.tar.gz"]);
+    assert!(client.not_found.is_empty(), "{client:?}");
+    assert_eq!(dep.record(&id), ended);
+}
+
+fn artifact(path: &str) -> serde_json::Value {
+    json!({"path": path, "info": {"length": 7, "hashes": {"sha256": "cd".repeat(32)}}})
 }
