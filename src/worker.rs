@@ -15,7 +15,7 @@
 //! and takes the next message; the task's thread, which may be blocked in
 //! I/O and cannot be stopped, is abandoned behind its [`Fence`]: whenever it
 //! wakes it publishes nothing, stores no state and its answer is dropped.
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -101,23 +101,8 @@ impl Worker {
     fn run_within_limit(&self, request: TaskRequest, task: Task) -> Disposition {
         let label = task_label(&task);
         let fence = Fence::default();
-        let (done, outcome) = mpsc::sync_channel(1);
-        let (runner, task_fence, task_request) =
-            (self.runner.clone(), fence.clone(), request.clone());
-        let spawned = thread::Builder::new().name("task".into()).spawn(move || {
-            let _counted = metrics::TaskThread::start();
-            task_fence.enter();
-            let disposition = runner.run(&task_request, task, &task_fence);
-            if task_fence.is_abandoned() {
-                warn!(
-                    "task {}: its thread ended after the time limit; what it did since is discarded",
-                    task_request.id.as_str()
-                );
-            }
-            let _ = done.send(disposition);
-        });
-        let thread = match spawned {
-            Ok(thread) => thread,
+        let (thread, outcome) = match self.spawn(&request, task, &fence) {
+            Ok(spawned) => spawned,
             Err(e) => {
                 let id = request.id.as_str();
                 error!("task {id} not started, cannot start a thread for it: {e}; requeued");
@@ -135,6 +120,30 @@ impl Worker {
             Err(RecvTimeoutError::Timeout) => outcome.recv().unwrap_or_else(|_| rethrow(thread)),
             Err(RecvTimeoutError::Disconnected) => rethrow(thread),
         }
+    }
+
+    /// Starts the task's own thread; its answer arrives on the receiver.
+    fn spawn(
+        &self,
+        request: &TaskRequest,
+        task: Task,
+        fence: &Fence,
+    ) -> std::io::Result<(JoinHandle<()>, Receiver<Disposition>)> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let (runner, fence, request) = (self.runner.clone(), fence.clone(), request.clone());
+        let thread = thread::Builder::new().name("task".into()).spawn(move || {
+            let _counted = metrics::TaskThread::start();
+            fence.enter();
+            let disposition = runner.run(&request, task, &fence);
+            if fence.is_abandoned() {
+                warn!(
+                    "task {}: its thread ended after the time limit; what it did since is discarded",
+                    request.id.as_str()
+                );
+            }
+            let _ = done.send(disposition);
+        })?;
+        Ok((thread, outcome))
     }
 }
 
