@@ -29,6 +29,9 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// `RSTUF_BUMP_ONLINE_ROLES_TTL`: lifetime of the `BOR` lock.
     pub bump_ttl: Duration,
+    /// `RSTUF_TASK_TIME_LIMIT`: how long one task may run before the worker
+    /// ends it (Celery's hard `task_time_limit`).
+    pub task_time_limit: Duration,
     pub online_key_dir: Option<PathBuf>,
     pub worker_id: String,
     /// `DATA_DIR`: holds the heartbeat `health` reads.
@@ -190,6 +193,7 @@ impl Config {
             storage: storage_config(env)?,
             lock_timeout: seconds(env, "RSTUF_LOCK_TIMEOUT", 60.0)?,
             bump_ttl: seconds(env, "RSTUF_BUMP_ONLINE_ROLES_TTL", 600.0)?,
+            task_time_limit: seconds(env, "RSTUF_TASK_TIME_LIMIT", 600.0)?,
             online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
             worker_id: env.get("RSTUF_WORKER_ID").unwrap_or_else(hostname),
             data_dir: data_dir(env),
@@ -374,6 +378,11 @@ fn storage_config(env: &Env) -> Result<StorageConfig, ConfigError> {
             if let Some(acl) = env.get("RSTUF_AWS_S3_OBJECT_ACL") {
                 s3.acl = Some(acl);
             }
+            s3.request_timeout = seconds(
+                env,
+                "RSTUF_AWS_REQUEST_TIMEOUT",
+                storage::S3Config::DEFAULT_REQUEST_TIMEOUT.as_secs_f64(),
+            )?;
             Ok(StorageConfig::S3(s3))
         }
         other => Err(problem(
@@ -432,6 +441,7 @@ mod tests {
         assert_eq!(c.redis.db_lock, 0);
         assert_eq!(c.lock_timeout, Duration::from_secs(60));
         assert_eq!(c.bump_ttl, Duration::from_secs(600));
+        assert_eq!(c.task_time_limit, Duration::from_secs(600));
         assert_eq!(c.data_dir, PathBuf::from("/data"));
         assert_eq!(c.metrics_addr, None);
         assert_eq!(c.queues, vec!["metadata_repository", "rstuf_internals"]);
@@ -493,6 +503,29 @@ mod tests {
         assert_eq!(c.broker_visibility_timeout, Duration::from_millis(2500));
         let err = load(&with(&[("RSTUF_BROKER_VISIBILITY_TIMEOUT", "0")])).unwrap_err();
         assert_eq!(err.variable, "RSTUF_BROKER_VISIBILITY_TIMEOUT");
+    }
+
+    #[test]
+    fn time_limits_are_positive_seconds() {
+        let c = load(&with(&[
+            ("RSTUF_TASK_TIME_LIMIT", "2.5"),
+            ("RSTUF_STORAGE_BACKEND", "AWSS3"),
+            ("RSTUF_AWS_STORAGE_BUCKET", "meta"),
+            ("RSTUF_AWS_ACCESS_KEY_ID", "a"),
+            ("RSTUF_AWS_SECRET_ACCESS_KEY", "s"),
+            ("RSTUF_AWS_REQUEST_TIMEOUT", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(c.task_time_limit, Duration::from_millis(2500));
+        match c.storage {
+            StorageConfig::S3(s3) => assert_eq!(s3.request_timeout, Duration::from_secs(7)),
+            other => panic!("{other:?}"),
+        }
+        let err = load(&with(&[("RSTUF_TASK_TIME_LIMIT", "0")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "RSTUF_TASK_TIME_LIMIT: must be a positive number of seconds"
+        );
     }
 
     #[test]

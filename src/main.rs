@@ -217,7 +217,13 @@ fn run(config: &Config) -> Result<(), String> {
     let _heartbeat = heartbeat(config, &ctx)?;
     tasks::start_publisher(ctx.clone())
         .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
-    let worker = Worker::new(ctx.clone(), config.bump_ttl, backend, &config.worker_id);
+    let worker = Worker::new(
+        ctx.clone(),
+        config.bump_ttl,
+        backend,
+        &config.worker_id,
+        config.task_time_limit,
+    );
     if config
         .queues
         .iter()

@@ -7,8 +7,17 @@
 //! A result that cannot be stored (Redis down) is retried for a while; if
 //! Redis stays away the message is requeued rather than acked, because an
 //! acked task with no result would leave the API waiting forever.
+//!
+//! Each task runs on a thread of its own while the pool thread that took
+//! the message waits at most `RSTUF_TASK_TIME_LIMIT` for it. Past that the
+//! pool thread does what Celery's hard time limit does (FAILURE with
+//! `TimeLimitExceeded`, then ack: acks_late with acks_on_failure_or_timeout)
+//! and takes the next message; the task's thread, which may be blocked in
+//! I/O and cannot be stopped, is abandoned behind its [`Fence`]: whenever it
+//! wakes it publishes nothing, stores no state and its answer is dropped.
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use log::{error, info, warn};
@@ -18,6 +27,7 @@ use crate::broker::delivery::preview;
 use crate::broker::{Delivery, Disposition};
 use crate::celery::{self, Task, TaskHeaders, TaskMessage};
 use crate::metrics::{self, Outcome};
+use crate::tasks::fence::Fence;
 use crate::tasks::{self, Action};
 
 /// How long a result write is retried before the message goes back.
@@ -25,6 +35,13 @@ const RESULT_RETRIES: u32 = 8;
 const RESULT_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Worker {
+    runner: Arc<Runner>,
+    /// `RSTUF_TASK_TIME_LIMIT`.
+    time_limit: Duration,
+}
+
+/// What runs one task, on the task's own thread (and refuses messages).
+struct Runner {
     ctx: Arc<tasks::Context>,
     /// `RSTUF_BUMP_ONLINE_ROLES_TTL`: how long a bump may hold `BOR`.
     bump_ttl: Duration,
@@ -39,12 +56,17 @@ impl Worker {
         bump_ttl: Duration,
         backend: ResultBackend,
         worker_id: &str,
+        time_limit: Duration,
     ) -> Worker {
-        Worker {
+        let runner = Runner {
             ctx,
             bump_ttl,
             backend,
             node_name: format!("rstuf@{worker_id}"),
+        };
+        Worker {
+            runner: Arc::new(runner),
+            time_limit,
         }
     }
 
@@ -69,9 +91,100 @@ impl Worker {
             None => TaskMessage::decode(&raw).and_then(|msg| Task::from_message(&msg)),
         };
         match task {
-            Ok(task) => self.run(&request, task),
-            Err(e) => self.refuse(&request, &headers, e, &raw.body),
+            Ok(task) => self.run_within_limit(request, task),
+            Err(e) => self.runner.refuse(&request, &headers, e, &raw.body),
         }
+    }
+
+    /// Runs the task on a fresh thread and waits for it at most the time
+    /// limit; past it, ends the task and leaves the thread behind.
+    fn run_within_limit(&self, request: TaskRequest, task: Task) -> Disposition {
+        let label = task_label(&task);
+        let fence = Fence::default();
+        let (thread, outcome) = match self.spawn(&request, task, &fence) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                let id = request.id.as_str();
+                error!("task {id} not started, cannot start a thread for it: {e}; requeued");
+                thread::sleep(RESULT_RETRY_PAUSE * 4);
+                return Disposition::Requeue;
+            }
+        };
+        match outcome.recv_timeout(self.time_limit) {
+            Ok(disposition) => disposition,
+            Err(RecvTimeoutError::Timeout) if fence.abandon() => {
+                self.runner
+                    .time_limit_exceeded(&request, label, self.time_limit)
+            }
+            // The task was already storing its own final state.
+            Err(RecvTimeoutError::Timeout) => outcome.recv().unwrap_or_else(|_| rethrow(thread)),
+            Err(RecvTimeoutError::Disconnected) => rethrow(thread),
+        }
+    }
+
+    /// Starts the task's own thread; its answer arrives on the receiver.
+    fn spawn(
+        &self,
+        request: &TaskRequest,
+        task: Task,
+        fence: &Fence,
+    ) -> std::io::Result<(JoinHandle<()>, Receiver<Disposition>)> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let (runner, fence, request) = (self.runner.clone(), fence.clone(), request.clone());
+        let thread = thread::Builder::new().name("task".into()).spawn(move || {
+            let _counted = metrics::TaskThread::start();
+            fence.enter();
+            let disposition = runner.run(&request, task, &fence);
+            if fence.is_abandoned() {
+                warn!(
+                    "task {}: its thread ended after the time limit; what it did since is discarded",
+                    request.id.as_str()
+                );
+            }
+            let _ = done.send(disposition);
+        })?;
+        Ok((thread, outcome))
+    }
+}
+
+/// The task's thread panicked: carry the panic to the pool thread, which
+/// treats it as a panicking handler (the message is rejected).
+fn rethrow(thread: JoinHandle<()>) -> ! {
+    match thread.join() {
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(()) => panic!("the task thread ended without an outcome"),
+    }
+}
+
+/// Celery's hard time limit raises billiard's `TimeLimitExceeded`; the
+/// message names the setting to raise.
+fn time_limit_failure(limit: Duration) -> Failure {
+    Failure::new(
+        "billiard.exceptions",
+        "TimeLimitExceeded",
+        format!(
+            "RSTUF: task exceeded `RSTUF_TASK_TIME_LIMIT` ({} seconds) and was ended by the worker",
+            limit.as_secs_f64()
+        ),
+    )
+}
+
+impl Runner {
+    fn time_limit_exceeded(
+        &self,
+        request: &TaskRequest,
+        label: &'static str,
+        limit: Duration,
+    ) -> Disposition {
+        error!(
+            "task {} {label} exceeded RSTUF_TASK_TIME_LIMIT ({}s): recording FAILURE, \
+             acknowledging it and abandoning its thread",
+            request.id.as_str(),
+            limit.as_secs_f64()
+        );
+        metrics::task_finished(label, Outcome::Failure, limit);
+        let failure = time_limit_failure(limit);
+        settle(self.store_final(request, |b| b.failure(request, &failure)))
     }
 
     /// A message we will not run: record why under its id, then drop it.
@@ -100,30 +213,34 @@ impl Worker {
         }
     }
 
-    fn run(&self, request: &TaskRequest, task: Task) -> Disposition {
+    /// Every state write goes through `fence`: once the task is abandoned
+    /// its thread writes nothing, and what it answers is dropped.
+    fn run(&self, request: &TaskRequest, task: Task, fence: &Fence) -> Disposition {
         let id = request.id.as_str();
         let started = std::time::Instant::now();
-        if let Task::Repository { .. } = task {
-            if let Err(e) = self.backend.pre_run(&request.id) {
-                return self.backend_down(id, e);
+        let states = fence.while_running(|| {
+            if let Task::Repository { .. } = task {
+                self.backend.pre_run(&request.id)?;
             }
-        }
-        match self
-            .backend
-            .started(request, std::process::id(), &self.node_name)
-        {
-            Ok(Stored::SuccessKept) => {
+            self.backend
+                .started(request, std::process::id(), &self.node_name)
+        });
+        match states {
+            None => return Disposition::Ack,
+            Some(Ok(Stored::SuccessKept)) => {
                 info!("task {id} already succeeded (redelivered); not running it again");
                 return Disposition::Ack;
             }
-            Ok(Stored::Written) => {}
-            Err(e) => return self.backend_down(id, e),
+            Some(Ok(Stored::Written)) => {}
+            Some(Err(e)) => return self.backend_down(id, e),
         }
         match task {
             Task::Repository { action, payload } => {
                 info!("task {id} {action} started");
                 let report = |progress: &Progress| {
-                    if let Err(e) = self.backend.running(request, progress) {
+                    if let Some(Err(e)) =
+                        fence.while_running(|| self.backend.running(request, progress))
+                    {
                         warn!("task {id}: cannot record progress: {e}");
                     }
                 };
@@ -133,7 +250,7 @@ impl Worker {
                 };
                 let outcome = tasks::run(&self.ctx, &req, &action, payload);
                 let label = action_label(&action);
-                self.finish(request, label, outcome, started, |result| {
+                self.finish(request, fence, label, outcome, started, |result| {
                     if result.error.is_none() {
                         (Outcome::Success, format!("succeeded: {}", result.message))
                     } else {
@@ -145,23 +262,28 @@ impl Worker {
             Task::BumpOnlineRoles { expired } => {
                 info!("task {id} bump_online_roles started");
                 let outcome = tasks::bump_online_roles(&self.ctx, self.bump_ttl, expired);
-                self.finish(request, "bump_online_roles", outcome, started, |roles| {
+                self.finish(request, fence, BUMP_LABEL, outcome, started, |roles| {
                     (Outcome::Success, format!("bumped {roles:?}"))
                 })
             }
         }
     }
 
-    /// Logs one line for the finished task and stores its final state.
+    /// Logs one line for the finished task and stores its final state,
+    /// unless the watchdog ended the task first.
     fn finish<R: serde::Serialize>(
         &self,
         request: &TaskRequest,
+        fence: &Fence,
         label: &'static str,
         outcome: Result<R, Failure>,
         started: std::time::Instant,
         describe: impl Fn(&R) -> (Outcome, String),
     ) -> Disposition {
         let id = request.id.as_str();
+        if !fence.finish() {
+            return Disposition::Ack;
+        }
         let took = started.elapsed();
         let elapsed = took.as_secs_f64();
         let stored = match &outcome {
@@ -181,10 +303,7 @@ impl Worker {
                 self.store_final(request, |b| b.failure(request, failure))
             }
         };
-        match stored {
-            Ok(()) => Disposition::Ack,
-            Err(()) => Disposition::Requeue,
-        }
+        settle(stored)
     }
 
     /// Stores a final state, retrying while Redis is unreachable.
@@ -223,8 +342,44 @@ impl Worker {
     }
 }
 
+/// A task whose final state is stored is done; one whose state could not be
+/// stored goes back to the queue.
+fn settle(stored: Result<(), ()>) -> Disposition {
+    match stored {
+        Ok(()) => Disposition::Ack,
+        Err(()) => Disposition::Requeue,
+    }
+}
+
+const BUMP_LABEL: &str = "bump_online_roles";
+
 /// The action as a metrics label: names a message made up share one label,
 /// so a flood of bad messages cannot grow the label set.
 fn action_label(action: &str) -> &'static str {
     action.parse::<Action>().map_or("unknown", Action::as_str)
+}
+
+fn task_label(task: &Task) -> &'static str {
+    match task {
+        Task::Repository { action, .. } => action_label(action),
+        Task::BumpOnlineRoles { .. } => BUMP_LABEL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_limit_failure_names_the_setting_and_its_value() {
+        let failure = time_limit_failure(Duration::from_millis(2500));
+        assert_eq!(
+            (failure.exc_module.as_str(), failure.exc_type.as_str()),
+            ("billiard.exceptions", "TimeLimitExceeded")
+        );
+        assert_eq!(
+            failure.exc_message,
+            ["RSTUF: task exceeded `RSTUF_TASK_TIME_LIMIT` (2.5 seconds) and was ended by the worker"]
+        );
+    }
 }

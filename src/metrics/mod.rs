@@ -13,7 +13,7 @@ mod registry;
 
 use std::time::Duration;
 
-use registry::{with, Histogram, DURATION_BUCKETS};
+use registry::{with, Histogram, Registry, DURATION_BUCKETS};
 
 /// How a task ended, as the API would classify it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,20 +66,53 @@ pub fn publish_round(tasks: u64, took: Duration) {
     });
 }
 
-/// A delivered message not yet settled; counted until dropped, so a
-/// panicking handler cannot leave the gauge high.
-pub struct InUse(());
+/// One more on a gauge until dropped, so a panic cannot leave it high.
+struct Raised(fn(&mut Registry) -> &mut i64);
 
-impl InUse {
-    pub fn start() -> InUse {
-        with(|r| r.deliveries_in_use += 1);
-        InUse(())
+impl Raised {
+    fn start(gauge: fn(&mut Registry) -> &mut i64) -> Raised {
+        with(|r| *gauge(r) += 1);
+        Raised(gauge)
     }
 }
 
-impl Drop for InUse {
+impl Drop for Raised {
     fn drop(&mut self) {
-        with(|r| r.deliveries_in_use -= 1);
+        let gauge = self.0;
+        with(|r| *gauge(r) -= 1);
+    }
+}
+
+/// A delivered message not yet settled.
+pub struct InUse {
+    _raised: Raised,
+}
+
+impl InUse {
+    pub fn start() -> InUse {
+        fn gauge(r: &mut Registry) -> &mut i64 {
+            &mut r.deliveries_in_use
+        }
+        InUse {
+            _raised: Raised::start(gauge),
+        }
+    }
+}
+
+/// A thread running a task, counted until it ends: one the time limit
+/// abandoned stays counted while it is still blocked.
+pub struct TaskThread {
+    _raised: Raised,
+}
+
+impl TaskThread {
+    pub fn start() -> TaskThread {
+        fn gauge(r: &mut Registry) -> &mut i64 {
+            &mut r.task_threads
+        }
+        TaskThread {
+            _raised: Raised::start(gauge),
+        }
     }
 }
 
@@ -134,5 +167,15 @@ mod tests {
             "rstuf_worker_task_duration_seconds_bucket{action=\"add_artifacts\",le=\"+Inf\"} "
         ));
         assert!(text.contains("rstuf_worker_publish_batch_tasks_bucket{le=\"8\"} "));
+    }
+
+    #[test]
+    fn task_threads_are_counted_until_they_end() {
+        let gauge = || with(|r| r.task_threads);
+        let before = gauge();
+        let thread = TaskThread::start();
+        assert_eq!(gauge(), before + 1);
+        drop(thread);
+        assert_eq!(gauge(), before);
     }
 }

@@ -68,6 +68,7 @@ pub(super) struct Registry {
     pub(super) publish_batch: Histogram,
     pub(super) publish_seconds: Histogram,
     pub(super) deliveries_in_use: i64,
+    pub(super) task_threads: i64,
     pub(super) consumers: i64,
     pub(super) reconnects: u64,
 }
@@ -95,6 +96,7 @@ impl Registry {
             publish_batch: Histogram::new(&SIZE_BUCKETS),
             publish_seconds: Histogram::new(&DURATION_BUCKETS),
             deliveries_in_use: 0,
+            task_threads: 0,
             consumers: 0,
             reconnects: 0,
         }
@@ -153,6 +155,13 @@ impl Registry {
                 "gauge",
                 "Messages delivered to a thread and not yet acknowledged.",
                 self.deliveries_in_use,
+            ),
+            (
+                "rstuf_worker_task_threads",
+                "gauge",
+                "Threads running a task, with those abandoned at RSTUF_TASK_TIME_LIMIT that are \
+                 still blocked (above prefetch_in_use).",
+                self.task_threads,
             ),
             (
                 "rstuf_worker_consumers",

@@ -10,6 +10,7 @@
 //! can select one role, and listing the whole bucket (upstream's way) grows
 //! with every version of every bin.
 use std::fmt;
+use std::time::Duration;
 
 use s3::creds::Credentials;
 use s3::{Bucket, Region};
@@ -31,12 +32,18 @@ pub struct S3Config {
     /// Canned ACL sent with every upload; None sends none (needed for buckets
     /// that enforce bucket-owner object ownership).
     pub acl: Option<String>,
+    /// Longest one request may take once connected (connecting, and each
+    /// read, are bounded at 30 s by the HTTP client), so a stalled endpoint
+    /// fails the request instead of blocking its thread for good.
+    pub request_timeout: Duration,
 }
 
 impl S3Config {
     pub const DEFAULT_REGION: &'static str = "us-east-1";
     /// Upstream's `AWS_S3_OBJECT_ACL` default.
     pub const DEFAULT_ACL: &'static str = "public-read";
+    /// rust-s3's own default, close to boto3's 60 s read timeout.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// Settings with upstream's defaults for everything optional.
     pub fn new(bucket: &str, access_key: &str, secret_key: &str) -> S3Config {
@@ -47,6 +54,7 @@ impl S3Config {
             region: None,
             endpoint_url: None,
             acl: Some(S3Config::DEFAULT_ACL.to_owned()),
+            request_timeout: S3Config::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -61,6 +69,7 @@ impl fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
             .field("acl", &self.acl)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -72,6 +81,7 @@ pub struct AwsS3 {
     writer: Box<Bucket>,
     endpoint: String,
     latest: LatestCache,
+    request_timeout: Duration,
 }
 
 /// AWS regions missing from rust-s3's list are reached at their standard
@@ -113,6 +123,7 @@ fn buckets(config: &S3Config) -> Result<(Box<Bucket>, Box<Bucket>)> {
     if config.endpoint_url.is_some() {
         reader.set_path_style();
     }
+    reader.set_request_timeout(Some(config.request_timeout));
     let mut writer = reader.clone();
     if let Some(acl) = &config.acl {
         let value = acl
@@ -150,6 +161,26 @@ fn error_summary(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// The HTTP client's words, and for a timeout which limits applied. The
+/// client reports its whole-request timeout as std's `TimedOut` ("timed
+/// out") and its 30 s read timeout as the socket's `EAGAIN`.
+fn transport_detail(e: &s3::error::S3Error, request_timeout: Duration) -> String {
+    let text = e.to_string();
+    let timed_out = text.ends_with("timed out") || text.ends_with("(os error 11)");
+    match timed_out {
+        true => format!(
+            "{text}: the endpoint did not answer in time (RSTUF_AWS_REQUEST_TIMEOUT is {}s; \
+             a single read waits at most {}s)",
+            request_timeout.as_secs_f64(),
+            HTTP_READ_TIMEOUT.as_secs()
+        ),
+        false => text,
+    }
+}
+
+/// attohttpc's read timeout, which rust-s3 leaves at its default.
+const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Without s3:ListBucket, S3 answers 403 instead of 404 for a missing key,
 /// which makes every probe for a version that does not exist yet fail.
 const FORBIDDEN_HINT: &str = "; check the credentials, and that they have s3:GetObject, \
@@ -174,9 +205,15 @@ impl AwsS3 {
             reader,
             writer,
             latest: LatestCache::default(),
+            request_timeout: config.request_timeout,
         };
         storage.check_bucket()?;
         Ok(storage)
+    }
+
+    /// A request that got no answer: the endpoint is down or hung.
+    fn unanswered(&self, key: &str, action: &'static str, e: s3::error::S3Error) -> Error {
+        self.failure(key, action, transport_detail(&e, self.request_timeout))
     }
 
     fn failure(&self, key: &str, action: &'static str, detail: String) -> Error {
@@ -194,7 +231,7 @@ impl AwsS3 {
         let (_, status) = self
             .reader
             .head_object("")
-            .map_err(|e| self.failure("", action, e.to_string()))?;
+            .map_err(|e| self.unanswered("", action, e))?;
         match status {
             200 => Ok(()),
             404 => Err(Error::BucketMissing {
@@ -210,7 +247,7 @@ impl AwsS3 {
         let (_, status) = self
             .reader
             .head_object(key)
-            .map_err(|e| self.failure(key, action, e.to_string()))?;
+            .map_err(|e| self.unanswered(key, action, e))?;
         match status {
             200 => Ok(true),
             404 => Ok(false),
@@ -223,7 +260,7 @@ impl AwsS3 {
         let response = self
             .writer
             .put_object(key, bytes)
-            .map_err(|e| self.failure(key, action, e.to_string()))?;
+            .map_err(|e| self.unanswered(key, action, e))?;
         match response.status_code() {
             200 => Ok(()),
             // rust-s3 keeps only the ETag of an upload answer, not the body.
@@ -239,7 +276,7 @@ impl Storage for AwsS3 {
         let response = self
             .reader
             .get_object(&key)
-            .map_err(|e| self.failure(&key, action, e.to_string()))?;
+            .map_err(|e| self.unanswered(&key, action, e))?;
         let body = response.bytes();
         match response.status_code() {
             200 => Ok(body.to_vec()),
@@ -335,6 +372,7 @@ mod tests {
         assert_eq!(reader.url(), "http://127.0.0.1:9000/meta");
         assert!(reader.extra_headers.is_empty());
         assert_eq!(writer.extra_headers["x-amz-acl"], "public-read");
+        assert_eq!(writer.request_timeout(), Some(Duration::from_secs(60)));
     }
 
     #[test]

@@ -211,8 +211,10 @@ impl Publication {
     }
 
     /// Writes everything, after making sure this worker still holds the
-    /// lock (a holder that lost it must not overwrite newer metadata).
+    /// lock (a holder that lost it must not overwrite newer metadata) and
+    /// that the task was not ended by its time limit meanwhile.
     pub fn commit(self, ctx: &Context, lock: Option<&mut LockGuard>) -> Result<()> {
+        super::fence::check()?;
         if let Some(lock) = lock {
             lock.extend()?;
         }

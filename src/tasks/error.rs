@@ -24,6 +24,9 @@ pub enum Error {
     /// An exception already in the form the API shows, e.g. a publication
     /// round's failure handed to every task that waited for it.
     Raised(Failure),
+    /// The task passed its time limit and was ended by the watchdog; its
+    /// thread stops here (nothing stores this error).
+    Abandoned,
 }
 
 impl Error {
@@ -51,7 +54,7 @@ impl Error {
             Error::Lock(_) => Failure::new("redis.exceptions", "LockError", message),
             Error::Db(_) => Failure::new("sqlalchemy.exc", "OperationalError", message),
             Error::Raised(failure) => failure,
-            Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) => {
+            Error::Settings(_) | Error::Tuf(_) | Error::Repository(_) | Error::Abandoned => {
                 Failure::new("builtins", "RuntimeError", message)
             }
         }
@@ -79,6 +82,9 @@ impl fmt::Display for Error {
                 failure.exc_type,
                 failure.exc_message.join("; ")
             ),
+            Error::Abandoned => f.write_str(
+                "the task passed RSTUF_TASK_TIME_LIMIT and was ended; its thread changes nothing more",
+            ),
         }
     }
 }
@@ -102,6 +108,12 @@ from_module_error!(
     Lock(lock::Error),
     Tuf(tuf::Error)
 );
+
+impl From<super::fence::Abandoned> for Error {
+    fn from(_: super::fence::Abandoned) -> Error {
+        Error::Abandoned
+    }
+}
 
 impl From<tuf::InvalidRoleName> for Error {
     fn from(e: tuf::InvalidRoleName) -> Error {

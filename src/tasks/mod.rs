@@ -21,6 +21,7 @@ pub mod context;
 mod delegations;
 mod delete_sign_metadata;
 mod error;
+pub mod fence;
 mod force_online_metadata_update;
 mod input;
 mod metadata_delegation;

@@ -96,6 +96,8 @@ fn until_published(
     let mut unpublished = ids.clone();
     let mut next_report = Instant::now();
     loop {
+        // An abandoned task stops waiting; its rows stay for a later round.
+        super::fence::check()?;
         let rounds_seen = publisher.rounds();
         if let Some(ticket) = round {
             match publisher.wait(ticket, Duration::ZERO) {

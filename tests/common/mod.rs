@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod api_stand_in;
 pub mod chaos;
+pub mod faults;
 pub mod fixtures;
 pub mod moto;
 pub mod proxy;

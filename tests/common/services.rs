@@ -134,9 +134,21 @@ impl Deployment {
     /// Copies every object of the S3 bucket into `storage` (no-op for
     /// LocalStorage), so the python-tuf client can read it.
     pub fn sync_storage(&self) {
-        let Some((moto, bucket)) = &self.s3 else {
+        let Some(client) = self.bucket() else {
             return;
         };
+        for page in client.list(String::new(), None).unwrap() {
+            for object in page.contents {
+                let body = client.get_object(&object.key).unwrap();
+                std::fs::write(self.storage.path().join(&object.key), body.bytes()).unwrap();
+            }
+        }
+    }
+
+    /// A client of the S3 bucket (None for LocalStorage), to read or write
+    /// objects behind the worker's back.
+    pub fn bucket(&self) -> Option<Box<s3::Bucket>> {
+        let (moto, bucket) = self.s3.as_ref()?;
         let config = moto.config(bucket);
         let region = s3::Region::Custom {
             region: super::moto::REGION.into(),
@@ -150,15 +162,11 @@ impl Deployment {
             None,
         )
         .unwrap();
-        let client = s3::Bucket::new(bucket, region, creds)
-            .unwrap()
-            .with_path_style();
-        for page in client.list(String::new(), None).unwrap() {
-            for object in page.contents {
-                let body = client.get_object(&object.key).unwrap();
-                std::fs::write(self.storage.path().join(&object.key), body.bytes()).unwrap();
-            }
-        }
+        Some(
+            s3::Bucket::new(bucket, region, creds)
+                .unwrap()
+                .with_path_style(),
+        )
     }
 
     /// Tasks travel through Celery's Redis transport, on a second claimed
