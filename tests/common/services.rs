@@ -569,6 +569,11 @@ impl Drop for LockThief {
 
 impl Deployment {
     /// Every file in the storage directory, by name, with its bytes.
+    /// How many files LocalStorage holds, without reading them.
+    pub fn stored_file_count(&self) -> usize {
+        std::fs::read_dir(self.storage.path()).unwrap().count()
+    }
+
     pub fn stored_files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
         std::fs::read_dir(self.storage.path())
             .unwrap()
