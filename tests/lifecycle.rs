@@ -78,6 +78,13 @@ fn the_same_lifecycle_with_metadata_in_s3() {
     lifecycle(&Deployment::new_s3());
 }
 
+/// Celery's Redis transport instead of RabbitMQ: the API of such a
+/// deployment publishes every task of the lifecycle there.
+#[test]
+fn the_same_lifecycle_over_the_redis_broker() {
+    lifecycle(&Deployment::new_redis_broker());
+}
+
 fn lifecycle(dep: &Deployment) {
     let _worker = dep.start_worker(&[]);
 
