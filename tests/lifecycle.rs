@@ -78,6 +78,22 @@ fn the_same_lifecycle_with_metadata_in_s3() {
     lifecycle(&Deployment::new_s3());
 }
 
+/// Both brokers and every service over TLS (test CA, TLS fronts to the
+/// local services): amqps, rediss, PostgreSQL verify-full, S3 over https.
+#[test]
+fn the_same_lifecycle_over_tls_with_metadata_in_s3() {
+    let dep = Deployment::new_s3().with_tls();
+    lifecycle(&dep);
+    dep.assert_no_plaintext_attempt();
+}
+
+#[test]
+fn the_same_lifecycle_over_tls_with_the_redis_broker() {
+    let dep = Deployment::new_redis_broker().with_tls();
+    lifecycle(&dep);
+    dep.assert_no_plaintext_attempt();
+}
+
 fn lifecycle(dep: &Deployment) {
     let _worker = dep.start_worker(&[]);
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::tls::{Protocol, TestCa, TlsFront};
 use super::{python, run_python, unique, TempDir};
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
@@ -117,6 +118,30 @@ pub struct Deployment {
     /// Set for a deployment whose broker is Celery's Redis transport on a
     /// database of its own; RabbitMQ otherwise.
     pub redis_broker: Option<RedisDb>,
+    /// Set for a deployment whose worker reaches every service over TLS.
+    pub tls: Option<TlsFronts>,
+}
+
+/// A test CA and TLS fronts to the shared services (and moto): the worker
+/// connects through them, the test's own clients connect directly.
+pub struct TlsFronts {
+    pub ca: TestCa,
+    pub postgres: TlsFront,
+    pub redis: TlsFront,
+    pub rabbitmq: TlsFront,
+    pub s3: Option<TlsFront>,
+}
+
+impl Deployment {
+    /// No front saw a connection that did not start TLS: the worker never
+    /// fell back to plaintext.
+    pub fn assert_no_plaintext_attempt(&self) {
+        let tls = self.tls.as_ref().expect("a deployment made with_tls()");
+        let fronts = [&tls.postgres, &tls.redis, &tls.rabbitmq];
+        for front in fronts.into_iter().chain(tls.s3.as_ref()) {
+            assert_eq!(front.plaintext_attempts(), 0, "port {}", front.port);
+        }
+    }
 }
 
 impl Deployment {
@@ -180,6 +205,7 @@ impl Deployment {
         Deployment {
             s3: None,
             redis_broker: None,
+            tls: None,
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
@@ -188,6 +214,55 @@ impl Deployment {
             keys: online_keys(),
             logs: TempDir::new("rstuf-logs"),
         }
+    }
+
+    /// The worker reaches PostgreSQL (`sslmode=verify-full` with
+    /// `sslrootcert`), Redis (`rediss://`), the broker (`amqps://` or
+    /// `rediss://`) and S3 (`https://`) through TLS fronts whose CA it
+    /// trusts through `SSL_CERT_FILE`.
+    pub fn with_tls(mut self) -> Deployment {
+        let ca = TestCa::new("rstuf-test-ca");
+        let s3 = self
+            .s3
+            .as_ref()
+            .map(|(moto, _)| TlsFront::to(moto.port(), Protocol::Direct, &ca));
+        self.tls = Some(TlsFronts {
+            postgres: TlsFront::to(5432, Protocol::Postgres, &ca),
+            redis: TlsFront::to(6379, Protocol::Direct, &ca),
+            rabbitmq: TlsFront::to(5672, Protocol::Direct, &ca),
+            s3,
+            ca,
+        });
+        self
+    }
+
+    /// The settings that differ over TLS (added after the others, so they win).
+    fn tls_env(&self, tls: &TlsFronts) -> Vec<(&'static str, String)> {
+        let ca = tls.ca.ca_file().display().to_string();
+        let redis = |number: u32| format!("rediss://127.0.0.1:{}/{number}", tls.redis.port);
+        let broker = match &self.redis_broker {
+            Some(db) => redis(db.number),
+            None => format!("amqps://guest:guest@127.0.0.1:{}//", tls.rabbitmq.port),
+        };
+        let mut env = vec![
+            ("SSL_CERT_FILE", ca.clone()),
+            ("RSTUF_BROKER_SERVER", broker),
+            ("RSTUF_REDIS_SERVER", redis(self.redis.number)),
+            (
+                "RSTUF_DB_SERVER",
+                format!(
+                    "postgresql://postgres@127.0.0.1:{}/{}?sslmode=verify-full&sslrootcert={ca}",
+                    tls.postgres.port, self.db.name
+                ),
+            ),
+        ];
+        if let Some(s3) = &tls.s3 {
+            env.push((
+                "RSTUF_AWS_ENDPOINT_URL",
+                format!("https://127.0.0.1:{}", s3.port),
+            ));
+        }
+        env
     }
 
     /// The environment a worker of this deployment runs with.
@@ -233,8 +308,12 @@ impl Deployment {
                 ("RSTUF_AWS_DEFAULT_REGION", super::moto::REGION.to_owned()),
                 ("RSTUF_AWS_ENDPOINT_URL", moto.endpoint()),
             ] {
-                env.retain(|(name, _)| name != k);
-                env.push((k.to_owned(), v));
+                set(&mut env, k, v);
+            }
+        }
+        if let Some(tls) = &self.tls {
+            for (k, v) in self.tls_env(tls) {
+                set(&mut env, k, v);
             }
         }
         env
@@ -314,6 +393,11 @@ impl Deployment {
         self.send(&self.queue, &task);
         id
     }
+}
+
+fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    env.retain(|(n, _)| n != name);
+    env.push((name.to_owned(), value));
 }
 
 impl Drop for Deployment {

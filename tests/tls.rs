@@ -1,0 +1,196 @@
+//! TLS to every service: `rediss://` (results, settings, locks and the Redis
+//! broker), `amqps://`, PostgreSQL with `sslmode`, S3 over `https://`, each
+//! verified against a CA the test makes. The worker is told to trust it
+//! the way an operator would (`SSL_CERT_FILE`, `sslrootcert`); a server
+//! whose certificate another CA signed fails that connection by name,
+//! without any plaintext attempt. The whole lifecycle over TLS is in
+//! tests/lifecycle.rs.
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::services::{Deployment, TlsFronts};
+use common::tls::TestCa;
+use common::TempDir;
+
+/// `rstuf-worker check` with the deployment's environment plus `extra`:
+/// (exit 0, one line per service).
+fn check(dep: &Deployment, extra: &[(&str, String)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+        .arg("check")
+        .env_clear()
+        .envs(dep.env())
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn line<'a>(report: &'a str, service: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("{service}: ")))
+        .unwrap_or_else(|| panic!("no {service} line in:\n{report}"))
+}
+
+fn tls(dep: &Deployment) -> &TlsFronts {
+    dep.tls.as_ref().unwrap()
+}
+
+#[test]
+fn every_service_answers_over_tls_with_the_trusted_ca() {
+    let dep = Deployment::new_s3().with_tls();
+    let (ok, report) = check(&dep, &[]);
+    assert!(ok, "{report}");
+    assert!(line(&report, "broker").contains("amqps://"), "{report}");
+    dep.assert_no_plaintext_attempt();
+}
+
+#[test]
+fn the_redis_broker_answers_over_tls() {
+    let dep = Deployment::new_redis_broker().with_tls();
+    let (ok, report) = check(&dep, &[]);
+    assert!(ok, "{report}");
+    assert!(line(&report, "broker").contains("rediss://"), "{report}");
+    dep.assert_no_plaintext_attempt();
+}
+
+/// Every connection names itself and the certificate problem.
+#[test]
+fn a_server_certificate_from_another_ca_fails_each_connection() {
+    let dep = Deployment::new_s3().with_tls();
+    let other = TestCa::new("another-ca");
+    let other_ca = other.ca_file().display().to_string();
+    let db_url = dep
+        .env()
+        .into_iter()
+        .find(|(k, _)| k == "RSTUF_DB_SERVER")
+        .unwrap()
+        .1
+        .replace(&tls(&dep).ca.ca_file().display().to_string(), &other_ca);
+    let (ok, report) = check(
+        &dep,
+        &[("SSL_CERT_FILE", other_ca), ("RSTUF_DB_SERVER", db_url)],
+    );
+    assert!(!ok, "{report}");
+    for service in [
+        "broker",
+        "redis results",
+        "redis settings",
+        "postgresql",
+        "storage",
+    ] {
+        let text = line(&report, service);
+        assert!(text.contains("FAILED"), "{text}");
+        assert!(
+            text.contains("invalid peer certificate: UnknownIssuer"),
+            "{service} does not name the certificate problem: {text}"
+        );
+    }
+    assert!(line(&report, "broker").contains("amqps://"), "{report}");
+    dep.assert_no_plaintext_attempt();
+}
+
+#[test]
+fn the_redis_broker_refuses_a_server_certificate_from_another_ca() {
+    let dep = Deployment::new_redis_broker().with_tls();
+    let other = TestCa::new("another-ca");
+    let (ok, report) = check(
+        &dep,
+        &[("SSL_CERT_FILE", other.ca_file().display().to_string())],
+    );
+    assert!(!ok, "{report}");
+    let text = line(&report, "broker");
+    assert!(
+        text.contains("rediss://") && text.contains("invalid peer certificate: UnknownIssuer"),
+        "{text}"
+    );
+    dep.assert_no_plaintext_attempt();
+}
+
+/// A real `redis-server` of the test's own, TLS only, with the test CA's
+/// server certificate: what the redis crate's rustls client meets in
+/// production (OpenSSL on the server side).
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl TlsRedis {
+    fn start(ca: &TestCa) -> TlsRedis {
+        let dir = TempDir::new("rstuf-tls-redis");
+        let port = common::free_port();
+        let (cert, key) = ca.server_files();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(ca.ca_file())
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let redis = TlsRedis {
+            child,
+            port,
+            _dir: dir,
+        };
+        common::wait_for_port(port);
+        redis
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_tls_only_redis_server_is_reached_with_the_trusted_ca_only() {
+    let ca = TestCa::new("rstuf-test-ca");
+    let redis = TlsRedis::start(&ca);
+    let dep = Deployment::new();
+    let url = format!("rediss://localhost:{}/0", redis.port);
+    let trusted = [
+        ("RSTUF_REDIS_SERVER", url.clone()),
+        ("SSL_CERT_FILE", ca.ca_file().display().to_string()),
+    ];
+    let (ok, report) = check(&dep, &trusted);
+    assert!(ok, "{report}");
+
+    let other = TestCa::new("another-ca");
+    let untrusted = [
+        ("RSTUF_REDIS_SERVER", url),
+        ("SSL_CERT_FILE", other.ca_file().display().to_string()),
+    ];
+    let (ok, report) = check(&dep, &untrusted);
+    assert!(!ok, "{report}");
+    for service in ["redis results", "redis settings"] {
+        let text = line(&report, service);
+        assert!(
+            text.contains("FAILED") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
+    }
+}
