@@ -10,7 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::services::{Deployment, TlsFronts};
-use common::tls::TestCa;
+use common::tls::{Protocol, TestCa, TlsFront};
 use common::TempDir;
 
 /// `rstuf-worker check` with the deployment's environment plus `extra`:
@@ -193,4 +193,41 @@ fn a_tls_only_redis_server_is_reached_with_the_trusted_ca_only() {
             "{text}"
         );
     }
+}
+
+/// `verify-ca` (and `require`) accept a certificate for another host name
+/// but still only from a trusted CA; `verify-full` wants the name too.
+#[test]
+fn postgresql_sslmodes_check_the_chain_and_verify_full_the_host_name() {
+    let ca = TestCa::for_names("rstuf-test-ca", "DNS:db.elsewhere.example");
+    let front = TlsFront::to(5432, Protocol::Postgres, &ca);
+    let dep = Deployment::new();
+    let postgres = |mode: &str, root: &TestCa| {
+        let url = format!(
+            "postgresql://postgres@127.0.0.1:{}/{}?sslmode={mode}&sslrootcert={}",
+            front.port,
+            dep.db.name,
+            root.ca_file().display()
+        );
+        let (_, report) = check(&dep, &[("RSTUF_DB_SERVER", url)]);
+        line(&report, "postgresql").to_owned()
+    };
+    for mode in ["verify-ca", "require"] {
+        let text = postgres(mode, &ca);
+        assert!(text.starts_with("postgresql: ok"), "{mode}: {text}");
+    }
+    let text = postgres("verify-full", &ca);
+    assert!(
+        text.contains("FAILED") && text.contains("certificate not valid for name \"127.0.0.1\""),
+        "{text}"
+    );
+    let other = TestCa::new("another-ca");
+    for mode in ["verify-ca", "require"] {
+        let text = postgres(mode, &other);
+        assert!(
+            text.contains("FAILED") && text.contains("UnknownIssuer"),
+            "{mode}: {text}"
+        );
+    }
+    assert_eq!(front.plaintext_attempts(), 0);
 }

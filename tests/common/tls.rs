@@ -17,13 +17,19 @@ use rustls::{ServerConfig, ServerConnection};
 
 use super::TempDir;
 
-/// A CA and one server certificate it signed, for 127.0.0.1 and localhost.
+/// A CA and one server certificate it signed.
 pub struct TestCa {
     dir: TempDir,
 }
 
 impl TestCa {
+    /// The server certificate is for 127.0.0.1 and localhost.
     pub fn new(name: &str) -> TestCa {
+        TestCa::for_names(name, "DNS:localhost,IP:127.0.0.1")
+    }
+
+    /// The server certificate is for `names` (`subjectAltName` syntax).
+    pub fn for_names(name: &str, names: &str) -> TestCa {
         let ca = TestCa {
             dir: TempDir::new("rstuf-ca"),
         };
@@ -64,8 +70,10 @@ impl TestCa {
         );
         std::fs::write(
             ca.dir.path().join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             extendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName={names}\nbasicConstraints=CA:FALSE\n\
+                 extendedKeyUsage=serverAuth\n"
+            ),
         )
         .unwrap();
         ca.openssl(
