@@ -78,11 +78,12 @@ fn the_same_lifecycle_with_metadata_in_s3() {
     lifecycle(&Deployment::new_s3());
 }
 
-/// Both brokers and every service over TLS (test CA, TLS fronts to the
-/// local services): amqps, rediss, PostgreSQL verify-full, S3 over https.
+/// Both brokers and every service over TLS, with a test CA: amqps to a
+/// RabbitMQ node of the test's own, rediss, PostgreSQL verify-full and S3
+/// over https through TLS fronts to the local services.
 #[test]
 fn the_same_lifecycle_over_tls_with_metadata_in_s3() {
-    let dep = Deployment::new_s3().with_tls();
+    let dep = Deployment::new_s3().with_tls_rabbitmq_node();
     lifecycle(&dep);
     dep.assert_no_plaintext_attempt();
 }

@@ -70,9 +70,9 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something listens on 127.0.0.1:`port` (a server the test
-/// started); fails after 30 s.
-pub fn wait_for_port(port: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+/// started); fails after `limit`.
+pub fn wait_for_port(port: u16, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             std::time::Instant::now() < deadline,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::rabbitmq::TlsNode;
 use super::tls::{Protocol, TestCa, TlsFront};
 use super::{python, run_python, unique, TempDir};
 
@@ -128,7 +129,10 @@ pub struct TlsFronts {
     pub ca: TestCa,
     pub postgres: TlsFront,
     pub redis: TlsFront,
-    pub rabbitmq: TlsFront,
+    /// To the shared RabbitMQ, unless the deployment has its own node.
+    pub rabbitmq: Option<TlsFront>,
+    /// A second RabbitMQ node with TLS ([`Deployment::with_tls_rabbitmq_node`]).
+    pub rabbitmq_node: Option<TlsNode>,
     pub s3: Option<TlsFront>,
 }
 
@@ -137,8 +141,9 @@ impl Deployment {
     /// fell back to plaintext.
     pub fn assert_no_plaintext_attempt(&self) {
         let tls = self.tls.as_ref().expect("a deployment made with_tls()");
-        let fronts = [&tls.postgres, &tls.redis, &tls.rabbitmq];
-        for front in fronts.into_iter().chain(tls.s3.as_ref()) {
+        let fronts = [&tls.postgres, &tls.redis];
+        let optional = [&tls.rabbitmq, &tls.s3];
+        for front in fronts.into_iter().chain(optional.into_iter().flatten()) {
             assert_eq!(front.plaintext_attempts(), 0, "port {}", front.port);
         }
     }
@@ -196,9 +201,12 @@ impl Deployment {
 
     /// `RSTUF_BROKER_SERVER` of this deployment, for workers and publishers.
     pub fn broker_url(&self) -> String {
-        self.redis_broker
-            .as_ref()
-            .map_or_else(|| AMQP.to_owned(), RedisDb::url)
+        let own_node = self.tls.as_ref().and_then(|t| t.rabbitmq_node.as_ref());
+        match (&self.redis_broker, own_node) {
+            (Some(db), _) => db.url(),
+            (None, Some(node)) => node.plain_url(),
+            (None, None) => AMQP.to_owned(),
+        }
     }
 
     pub fn new() -> Deployment {
@@ -217,9 +225,9 @@ impl Deployment {
     }
 
     /// The worker reaches PostgreSQL (`sslmode=verify-full` with
-    /// `sslrootcert`), Redis (`rediss://`), the broker (`amqps://` or
-    /// `rediss://`) and S3 (`https://`) through TLS fronts whose CA it
-    /// trusts through `SSL_CERT_FILE`.
+    /// `sslrootcert`), Redis (`rediss://`) and S3 (`https://`) through TLS
+    /// fronts, and RabbitMQ (`amqps://`) on a second node of the test's
+    /// own; it trusts their CA through `SSL_CERT_FILE`.
     pub fn with_tls(mut self) -> Deployment {
         let ca = TestCa::new("rstuf-test-ca");
         let s3 = self
@@ -229,20 +237,36 @@ impl Deployment {
         self.tls = Some(TlsFronts {
             postgres: TlsFront::to(5432, Protocol::Postgres, &ca),
             redis: TlsFront::to(6379, Protocol::Direct, &ca),
-            rabbitmq: TlsFront::to(5672, Protocol::Direct, &ca),
+            rabbitmq: Some(TlsFront::to(5672, Protocol::Direct, &ca)),
+            rabbitmq_node: None,
             s3,
             ca,
         });
         self
     }
 
+    /// As [`Deployment::with_tls`], but RabbitMQ's own TLS (Erlang's) on a
+    /// second node of the test's own instead of a front.
+    pub fn with_tls_rabbitmq_node(self) -> Deployment {
+        let mut dep = self.with_tls();
+        if let Some(tls) = dep.tls.as_mut() {
+            tls.rabbitmq = None;
+            tls.rabbitmq_node = Some(TlsNode::start(&tls.ca));
+        }
+        dep
+    }
+
     /// The settings that differ over TLS (added after the others, so they win).
     fn tls_env(&self, tls: &TlsFronts) -> Vec<(&'static str, String)> {
         let ca = tls.ca.ca_file().display().to_string();
         let redis = |number: u32| format!("rediss://127.0.0.1:{}/{number}", tls.redis.port);
-        let broker = match &self.redis_broker {
-            Some(db) => redis(db.number),
-            None => format!("amqps://guest:guest@127.0.0.1:{}//", tls.rabbitmq.port),
+        let broker = match (&self.redis_broker, &tls.rabbitmq_node, &tls.rabbitmq) {
+            (Some(db), _, _) => redis(db.number),
+            (None, Some(node), _) => node.amqps_url(),
+            (None, None, Some(front)) => {
+                format!("amqps://guest:guest@127.0.0.1:{}//", front.port)
+            }
+            (None, None, None) => unreachable!("with_tls makes a RabbitMQ front"),
         };
         let mut env = vec![
             ("SSL_CERT_FILE", ca.clone()),
