@@ -167,3 +167,25 @@ impl ServerCertVerifier for ChainOnly {
         self.0.supported_verify_schemes()
     }
 }
+
+/// What to do when `error` (or what caused it) is a server certificate
+/// that did not verify; None for any other failure.
+pub fn certificate_hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // io::Error hides the error it wraps from source(); look inside.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        let rustls = inner.unwrap_or(e).downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(_)) = rustls {
+            return Some(
+                "the server's certificate must be signed by a trusted CA (SSL_CERT_FILE, or \
+                 the system bundle) and name the host connected to",
+            );
+        }
+        next = inner.or_else(|| e.source());
+    }
+    None
+}

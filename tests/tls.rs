@@ -93,6 +93,14 @@ fn a_server_certificate_from_another_ca_fails_each_connection() {
         );
     }
     assert!(line(&report, "broker").contains("amqps://"), "{report}");
+    // The connections this worker makes itself also say what to do.
+    for service in ["broker", "postgresql"] {
+        let text = line(&report, service);
+        assert!(
+            text.contains("signed by a trusted CA (SSL_CERT_FILE"),
+            "{text}"
+        );
+    }
     dep.assert_no_plaintext_attempt();
 }
 

@@ -71,11 +71,11 @@ fn handshake(url: &AmqpUrl, timeout: Duration) -> Result<(ClientConnection, TcpS
         .map_err(|e| failed(url, "starting TLS", e.to_string()))?;
     while session.is_handshaking() {
         session.complete_io(&mut tcp).map_err(|e| {
-            failed(
-                url,
-                "the TLS handshake",
-                format!("{e}; the server's certificate must be signed by a CA in SSL_CERT_FILE or the system bundle, and name the URL's host"),
-            )
+            let detail = match tls::certificate_hint(&e) {
+                Some(hint) => format!("{e}; {hint}"),
+                None => e.to_string(),
+            };
+            failed(url, "the TLS handshake", detail)
         })?;
     }
     Ok((session, tcp))
