@@ -333,10 +333,17 @@ fn db_config(env: &Env) -> Result<db::Config, ConfigError> {
         None => None,
     };
     let user = env.first_of(&["RSTUF_DB_USER", "RSTUF_SQL_USER"]);
+    // libpq's own variables: upstream's worker drops the URL's query, so
+    // these are how its deployments ask for TLS.
+    let ssl = db::SslSettings {
+        mode: env.get("PGSSLMODE"),
+        root_cert: env.get("PGSSLROOTCERT"),
+    };
     db::Config::from_settings(
         &server,
         user.as_deref(),
         password.as_ref().map(Secret::expose),
+        &ssl,
     )
     .map_err(|e| match e {
         db::Error::Config { setting, reason } => problem(setting, reason),

@@ -14,5 +14,6 @@ pub mod storage;
 pub mod tasks;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod tls;
 pub mod tuf;
 pub mod worker;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use log::{error, info};
 
 use rstuf_worker::backend::{BackendConfig, ResultBackend};
-use rstuf_worker::broker::{self, BrokerConfig, BrokerUrl, QueueName, Shutdown};
+use rstuf_worker::broker::{self, BrokerConfig, QueueName, Shutdown};
 use rstuf_worker::config::{self, Config, Env, Overrides, StorageConfig};
 use rstuf_worker::db::Db;
 use rstuf_worker::health::{self, Heartbeat, Probe};
@@ -178,11 +178,6 @@ fn lock_client(config: &Config) -> Result<LockClient, String> {
 }
 
 fn broker_config(config: &Config) -> Result<BrokerConfig, String> {
-    if let BrokerUrl::Redis(url) = &config.broker {
-        // Refused now (rediss://) rather than on every reconnection attempt.
-        url.connection_info()
-            .map_err(|e| format!("RSTUF_BROKER_SERVER: {e}"))?;
-    }
     let queues = config
         .queues
         .iter()

@@ -9,7 +9,7 @@
 //! Lua scripts written to be idempotent for their owner).
 use std::time::Duration;
 
-use redis::{Client, Connection, ConnectionInfo, RedisResult};
+use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisResult};
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// Longer than any healthy Redis answer on a LAN, short enough that a hung
@@ -26,7 +26,7 @@ pub struct RedisLink {
 impl RedisLink {
     /// Prepares a link; nothing is connected until the first command.
     pub fn new(info: ConnectionInfo) -> RedisResult<Self> {
-        let label = format!("redis://{}/{}", info.addr, info.redis.db);
+        let label = label(&info);
         Ok(Self {
             client: Client::open(info)?,
             conn: None,
@@ -34,7 +34,7 @@ impl RedisLink {
         })
     }
 
-    /// `redis://host:port/db` without credentials, for error messages.
+    /// `redis[s]://host:port/db` without credentials, for error messages.
     pub fn label(&self) -> &str {
         &self.label
     }
@@ -78,9 +78,13 @@ fn is_broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
-/// `redis://host:port/db` of a connection, for messages.
+/// `redis[s]://host:port/db` of a connection, for messages.
 pub fn label(info: &ConnectionInfo) -> String {
-    format!("redis://{}/{}", info.addr, info.redis.db)
+    let scheme = match info.addr {
+        ConnectionAddr::TcpTls { .. } => "rediss",
+        _ => "redis",
+    };
+    format!("{scheme}://{}/{}", info.addr, info.redis.db)
 }
 
 /// A Redis URL for messages and logs, any `user:password@` hidden.

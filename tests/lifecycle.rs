@@ -78,11 +78,21 @@ fn the_same_lifecycle_with_metadata_in_s3() {
     lifecycle(&Deployment::new_s3());
 }
 
-/// Celery's Redis transport instead of RabbitMQ: the API of such a
-/// deployment publishes every task of the lifecycle there.
+/// Both brokers and every service over TLS, with a test CA: amqps to a
+/// RabbitMQ node of the test's own, rediss, PostgreSQL verify-full and S3
+/// over https through TLS fronts to the local services.
 #[test]
-fn the_same_lifecycle_over_the_redis_broker() {
-    lifecycle(&Deployment::new_redis_broker());
+fn the_same_lifecycle_over_tls_with_metadata_in_s3() {
+    let dep = Deployment::new_s3().with_tls_rabbitmq_node();
+    lifecycle(&dep);
+    dep.assert_no_plaintext_attempt();
+}
+
+#[test]
+fn the_same_lifecycle_over_tls_with_the_redis_broker() {
+    let dep = Deployment::new_redis_broker().with_tls();
+    lifecycle(&dep);
+    dep.assert_no_plaintext_attempt();
 }
 
 fn lifecycle(dep: &Deployment) {

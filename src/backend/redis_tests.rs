@@ -382,10 +382,7 @@ fn unreachable_or_misconfigured_redis_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
-    let err = ResultBackend::new(&BackendConfig::new("rediss://127.0.0.1/0"))
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(ResultBackend::new(&BackendConfig::new("rediss://127.0.0.1/0")).is_ok());
 }
 
 /// A TCP relay in front of Redis that can drop every connection (as a

@@ -39,6 +39,7 @@ mod quarantine;
 mod redis;
 mod shutdown;
 mod supervise;
+mod tls;
 mod topology;
 mod url;
 

@@ -11,7 +11,6 @@
 //! message it cannot parse. The others stay unacknowledged until the
 //! connection closes, which puts them back in place (marked redelivered).
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame};
@@ -85,22 +84,20 @@ struct Fetched {
 
 /// Just enough AMQP 0-9-1 to log in, `basic.get`, `basic.reject` and close.
 struct RawConnection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
 }
+
+/// TCP, or TLS over TCP (`amqps://`).
+trait Stream: Read + Write {}
+impl<S: Read + Write> Stream for S {}
 
 impl RawConnection {
     fn open(url: &AmqpUrl, timeout: Duration) -> Result<RawConnection, String> {
-        let addr = (url.host(), url.port())
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {}: {e}", url.host()))?
-            .next()
-            .ok_or_else(|| format!("{} has no address", url.host()))?;
-        let stream =
-            TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| format!("socket timeouts: {e}"))?;
+        let stream: Box<dyn Stream> = if url.tls() {
+            Box::new(super::tls::blocking(url, timeout).map_err(|e| e.to_string())?)
+        } else {
+            Box::new(super::tls::tcp_connect(url, timeout).map_err(|e| e.to_string())?)
+        };
         let mut conn = RawConnection { stream };
         conn.handshake(url)?;
         Ok(conn)

@@ -8,6 +8,9 @@ use amiquip::{
 use super::{AmqpUrl, Error, QueueName};
 
 pub(crate) fn connect(url: &AmqpUrl, timeout: Duration) -> Result<Connection, Error> {
+    if url.tls() {
+        return super::tls::connect(url, timeout);
+    }
     Connection::insecure_open(&url.amiquip_url(timeout)).map_err(|e| {
         Error::broker(
             url,

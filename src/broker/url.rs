@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use amiquip::{Auth, ConnectionOptions};
 use redis::{ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisConnectionInfo};
 
 use super::Error;
@@ -68,6 +69,7 @@ const REDIS_DEFAULT_PORT: u16 = 6379;
 /// An `amqp://` broker: credentials, address and vhost, all decoded.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpUrl {
+    tls: bool,
     user: String,
     password: String,
     host: String,
@@ -79,6 +81,7 @@ pub struct AmqpUrl {
 /// Query parameters amiquip understands; kombu's others would make it refuse to connect.
 const SUPPORTED_PARAMS: [&str; 3] = ["heartbeat", "connection_timeout", "channel_max"];
 const DEFAULT_PORT: u16 = 5672;
+const DEFAULT_TLS_PORT: u16 = 5671;
 
 /// Reads a broker URL. A value without a scheme (`guest:guest@rabbitmq:5672`)
 /// means `amqp://`; `pyamqp://` is kombu's alias for it.
@@ -86,16 +89,16 @@ pub fn parse_broker_url(raw: &str) -> Result<BrokerUrl, Error> {
     let raw = raw.trim();
     let (scheme, rest) = raw.split_once("://").unwrap_or(("amqp", raw));
     match scheme.to_ascii_lowercase().as_str() {
-        "amqp" | "pyamqp" => parse_amqp(raw, rest).map(BrokerUrl::Amqp),
+        "amqp" | "pyamqp" => parse_amqp(raw, rest, false).map(BrokerUrl::Amqp),
+        "amqps" => parse_amqp(raw, rest, true).map(BrokerUrl::Amqp),
         "redis" => parse_redis(raw, rest, false).map(BrokerUrl::Redis),
         "rediss" => parse_redis(raw, rest, true).map(BrokerUrl::Redis),
-        "amqps" => Err(unsupported(
-            raw,
-            "TLS (amqps://) is not supported; use amqp://",
-        )),
         other => Err(unsupported(
             raw,
-            &format!("unknown scheme {other:?}; use amqp:// (RabbitMQ) or redis://"),
+            &format!(
+                "unknown scheme {other:?}; use amqp:// or amqps:// (RabbitMQ), or redis:// \
+                 or rediss://"
+            ),
         )),
     }
 }
@@ -123,7 +126,7 @@ fn invalid_as(raw: &str, expected: &'static str, reason: String) -> Error {
 }
 
 /// `rest` is everything after `scheme://`.
-fn parse_amqp(raw: &str, rest: &str) -> Result<AmqpUrl, Error> {
+fn parse_amqp(raw: &str, rest: &str, tls: bool) -> Result<AmqpUrl, Error> {
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -137,10 +140,12 @@ fn parse_amqp(raw: &str, rest: &str) -> Result<AmqpUrl, Error> {
         ),
         None => ("guest".to_owned(), "guest".to_owned()),
     };
+    let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
     let (host, port) =
-        split_host_port(hostport, DEFAULT_PORT).map_err(|reason| invalid(raw, reason))?;
+        split_host_port(hostport, default_port).map_err(|reason| invalid(raw, reason))?;
     let vhost = percent_decode(path).map_err(|reason| invalid(raw, format!("vhost {reason}")))?;
     Ok(AmqpUrl {
+        tls,
         user,
         password,
         host,
@@ -211,25 +216,28 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 impl RedisUrl {
-    /// Where the redis crate connects. TLS is refused here, at start-up,
-    /// rather than on every reconnection attempt.
-    pub fn connection_info(&self) -> Result<ConnectionInfo, Error> {
-        if self.tls {
-            return Err(Error::UnsupportedBroker {
-                url: self.to_string(),
-                reason: "TLS to a Redis broker (rediss://) is not supported yet; use redis://"
-                    .into(),
-            });
-        }
-        Ok(ConnectionInfo {
-            addr: ConnectionAddr::Tcp(self.host.clone(), self.port),
+    /// Where the redis crate connects; `rediss://` verifies the server's
+    /// certificate against the system's CAs or `SSL_CERT_FILE`.
+    pub fn connection_info(&self) -> ConnectionInfo {
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
+        ConnectionInfo {
+            addr,
             redis: RedisConnectionInfo {
                 db: self.db,
                 username: self.username.clone(),
                 password: self.password.clone(),
                 protocol: ProtocolVersion::RESP2,
             },
-        })
+        }
     }
 }
 
@@ -328,6 +336,37 @@ impl AmqpUrl {
         &self.vhost
     }
 
+    /// `amqps://`: TLS from the first byte.
+    pub(crate) fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// What [`AmqpUrl::amiquip_url`] says, for a connection on a stream
+    /// opened here (TLS).
+    pub(crate) fn options(&self, connect_timeout: Duration) -> ConnectionOptions<Auth> {
+        let mut options = ConnectionOptions::default()
+            .auth(Auth::Plain {
+                username: self.user.clone(),
+                password: self.password.clone(),
+            })
+            .virtual_host(self.vhost.clone())
+            .connection_timeout(Some(connect_timeout));
+        // parse_params checked that each value is a whole number.
+        for (key, value) in &self.params {
+            let number = value.parse::<u64>().unwrap_or_default();
+            let small = u16::try_from(number).unwrap_or(u16::MAX);
+            options = match key.as_str() {
+                "heartbeat" => options.heartbeat(small),
+                "channel_max" => options.channel_max(small),
+                "connection_timeout" => {
+                    options.connection_timeout(Some(Duration::from_millis(number)))
+                }
+                _ => options,
+            };
+        }
+        options
+    }
+
     /// The URL in amiquip's dialect: every part re-encoded (so vhost `/`
     /// becomes `%2F`), and a connect timeout unless the operator set one,
     /// because amiquip otherwise waits forever on an unanswering host.
@@ -373,7 +412,8 @@ impl fmt::Display for AmqpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "amqp://{}:***@{}",
+            "{}://{}:***@{}",
+            if self.tls { "amqps" } else { "amqp" },
             percent_encode(&self.user),
             self.address_and_vhost()
         )
@@ -517,6 +557,27 @@ mod tests {
     }
 
     #[test]
+    fn amqps_uses_tls_on_port_5671_with_the_same_options() {
+        let url = amqp("amqps://u:p%2Fw@h/v?heartbeat=30");
+        assert!(url.tls());
+        assert_eq!(url.port(), 5671);
+        assert_eq!(url.to_string(), "amqps://u:***@h:5671/v");
+        assert_eq!(
+            url.options(Duration::from_secs(10)),
+            ConnectionOptions::default()
+                .auth(Auth::Plain {
+                    username: "u".into(),
+                    password: "p/w".into()
+                })
+                .virtual_host("v")
+                .connection_timeout(Some(Duration::from_secs(10)))
+                .heartbeat(30)
+        );
+        assert!(!amqp("amqp://h").tls());
+        assert_eq!(amqp("amqps://h:5999").port(), 5999);
+    }
+
+    #[test]
     fn display_hides_password() {
         let url = amqp("amqp://admin:s3cret@rabbit:5672/prod");
         assert_eq!(url.to_string(), "amqp://admin:***@rabbit:5672/prod");
@@ -549,23 +610,21 @@ mod tests {
 
     #[test]
     fn redis_urls_follow_kombu() {
-        let info = redis("redis://:p%40w@cache:6380/5")
-            .connection_info()
-            .unwrap();
+        let info = redis("redis://:p%40w@cache:6380/5").connection_info();
         assert_eq!(info.addr, ConnectionAddr::Tcp("cache".into(), 6380));
         assert_eq!(
             (info.redis.db, info.redis.username, info.redis.password),
             (5, None, Some("p@w".into()))
         );
-        let info = redis("redis://u:pw@h").connection_info().unwrap();
+        let info = redis("redis://u:pw@h").connection_info();
         assert_eq!(info.addr, ConnectionAddr::Tcp("h".into(), 6379));
         assert_eq!(
             (info.redis.db, info.redis.username.as_deref()),
             (0, Some("u"))
         );
-        let info = redis("redis://").connection_info().unwrap();
+        let info = redis("redis://").connection_info();
         assert_eq!(info.addr, ConnectionAddr::Tcp("localhost".into(), 6379));
-        assert_eq!(redis("redis://h/").connection_info().unwrap().redis.db, 0);
+        assert_eq!(redis("redis://h/").connection_info().redis.db, 0);
     }
 
     #[test]
@@ -590,14 +649,10 @@ mod tests {
              expected redis://[:password@]host[:port][/db]"
         );
         assert!(err("redis://h/0?ssl_cert_reqs=none").contains("query parameters"));
-        let tls = redis("rediss://:pw@h:6380/0")
-            .connection_info()
-            .unwrap_err();
-        assert_eq!(
-            tls.to_string(),
-            "broker URL \"rediss://:***@h:6380/0\" is not supported: TLS to a Redis broker \
-             (rediss://) is not supported yet; use redis://"
-        );
+        assert!(matches!(
+            redis("rediss://:pw@h:6380/0").connection_info().addr,
+            ConnectionAddr::TcpTls { insecure: false, ref host, port: 6380, .. } if host == "h"
+        ));
         assert_eq!(
             BrokerUrl::from(redis("redis://h"))
                 .into_amqp()
@@ -612,13 +667,9 @@ mod tests {
     fn rejects_what_amiquip_cannot_use() {
         let err = |raw: &str| parse_broker_url(raw).unwrap_err().to_string();
         assert_eq!(
-            err("amqps://u:pw@h"),
-            "broker URL \"amqps://u:***@h\" is not supported: TLS (amqps://) is not supported; use amqp://"
-        );
-        assert_eq!(
             err("kafka://h"),
-            "broker URL \"kafka://h\" is not supported: unknown scheme \"kafka\"; use amqp:// (RabbitMQ) \
-             or redis://"
+            "broker URL \"kafka://h\" is not supported: unknown scheme \"kafka\"; use amqp:// or \
+             amqps:// (RabbitMQ), or redis:// or rediss://"
         );
         assert_eq!(
             err("amqp://u:pw@h:99999//"),

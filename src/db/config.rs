@@ -2,9 +2,13 @@
 //! RSTUF_DB_SERVER / RSTUF_DB_USER / RSTUF_DB_PASSWORD; nothing here reads the
 //! environment.
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio_postgres_rustls::MakeRustlsConnect;
+
 use super::error::Error;
+use crate::tls;
 
 pub const DEFAULT_PORT: u16 = 5432;
 pub const DEFAULT_POOL_SIZE: u32 = 4;
@@ -29,6 +33,33 @@ pub struct ServerUrl {
     pub user: Option<String>,
     pub password: Option<Password>,
     pub dbname: Option<String>,
+    /// libpq's `sslmode` and `sslrootcert` from the URL's query.
+    pub ssl: SslSettings,
+}
+
+/// libpq's TLS settings as given, from the URL (`?sslmode=…&sslrootcert=…`)
+/// or from libpq's variables `PGSSLMODE` and `PGSSLROOTCERT`; the URL wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SslSettings {
+    pub mode: Option<String>,
+    pub root_cert: Option<String>,
+}
+
+impl SslSettings {
+    fn or(self, fallback: &SslSettings) -> SslSettings {
+        SslSettings {
+            mode: self.mode.or_else(|| fallback.mode.clone()),
+            root_cert: self.root_cert.or_else(|| fallback.root_cert.clone()),
+        }
+    }
+}
+
+/// TLS to the server: always verified against trusted CAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub verify: tls::Verify,
+    /// The CAs to trust (`sslrootcert`); None: SSL_CERT_FILE or the system's.
+    pub root_cert: Option<PathBuf>,
 }
 
 /// TCP keepalive probing, so a server that vanished without closing the
@@ -66,6 +97,8 @@ pub struct Config {
     /// Limit for waiting on a free pooled connection.
     pub checkout_timeout: Duration,
     pub keepalive: Keepalive,
+    /// None: plaintext (`sslmode=disable`, or no sslmode given).
+    pub tls: Option<Tls>,
 }
 
 impl Config {
@@ -74,12 +107,15 @@ impl Config {
     /// (reading `/run/secrets/...` files is the caller's job). Without
     /// RSTUF_DB_USER the URL's own credentials are used and
     /// RSTUF_DB_PASSWORD is ignored, also as upstream does.
+    /// `ssl_env` holds `PGSSLMODE`/`PGSSLROOTCERT`, which the URL overrides.
     pub fn from_settings(
         server: &str,
         user: Option<&str>,
         password: Option<&str>,
+        ssl_env: &SslSettings,
     ) -> Result<Config, Error> {
         let url = parse_server(server)?;
+        let tls = tls_settings(url.ssl.or(ssl_env))?;
         let (user, password) = match user.filter(|u| !u.is_empty()) {
             Some(user) => {
                 let password = password.ok_or_else(|| Error::Config {
@@ -108,6 +144,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             checkout_timeout: Duration::from_secs(30),
             keepalive: Keepalive::default(),
+            tls,
         })
     }
 
@@ -134,8 +171,27 @@ impl Config {
         format!("{}@{}:{}/{db}", self.user, self.host, self.port)
     }
 
+    /// The TLS connector; with TLS off one that is never used.
+    pub(crate) fn connector(&self) -> Result<MakeRustlsConnect, Error> {
+        let config = match &self.tls {
+            None => tls::unused_config(),
+            Some(t) => {
+                tls::client_config(t.root_cert.as_deref(), t.verify).map_err(|e| Error::Config {
+                    setting: "sslrootcert",
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        Ok(MakeRustlsConnect::new(config))
+    }
+
     pub(crate) fn to_postgres(&self) -> postgres::Config {
         let mut pg = postgres::Config::new();
+        // Never `Prefer`: a server refusing TLS fails the connection.
+        pg.ssl_mode(match self.tls {
+            Some(_) => postgres::config::SslMode::Require,
+            None => postgres::config::SslMode::Disable,
+        });
         pg.host(&self.host)
             .port(self.port)
             .user(&self.user)
@@ -170,13 +226,12 @@ fn invalid(reason: String) -> Error {
 /// SQLAlchemy's `postgresql+<driver>`.
 pub fn parse_server(server: &str) -> Result<ServerUrl, Error> {
     let rest = strip_scheme(server.trim())?;
-    if let Some(extra) = rest.find(['?', '#']).map(|i| &rest[i..]) {
-        return Err(invalid(format!(
-            "connection options ('{}') are not supported; give only \
-             [user[:password]@]host[:port][/database]",
-            extra.split('=').next().unwrap_or(extra)
-        )));
+    if rest.contains('#') {
+        return Err(invalid(
+            "a '#' fragment is not allowed; write a '#' in a password as %23".into(),
+        ));
     }
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (userinfo, host_port) = match authority.rfind('@') {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
@@ -193,7 +248,70 @@ pub fn parse_server(server: &str) -> Result<ServerUrl, Error> {
         user,
         password,
         dbname: parse_dbname(path)?,
+        ssl: parse_query(query)?,
     })
+}
+
+/// `sslmode` and `sslrootcert`, the libpq options that matter to a worker;
+/// any other is refused rather than silently ignored.
+fn parse_query(query: &str) -> Result<SslSettings, Error> {
+    let mut ssl = SslSettings::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).map_err(|e| invalid(format!("{name}: {e}")))?;
+        match name {
+            "sslmode" => ssl.mode = Some(value),
+            "sslrootcert" => ssl.root_cert = Some(value),
+            other => {
+                return Err(invalid(format!(
+                    "connection option '{other}' is not supported; the options are sslmode \
+                     and sslrootcert"
+                )))
+            }
+        }
+    }
+    Ok(ssl)
+}
+
+/// libpq's modes, except that `require` also verifies the certificate's
+/// chain (libpq only does when it finds a root certificate file), and
+/// `allow`/`prefer`, which fall back to plaintext, are refused.
+fn tls_settings(ssl: SslSettings) -> Result<Option<Tls>, Error> {
+    let verify = match ssl.mode.as_deref() {
+        None | Some("disable") => {
+            if ssl.root_cert.is_some() {
+                return Err(Error::Config {
+                    setting: "sslrootcert",
+                    reason: "is set but TLS is off; add sslmode=verify-full (or PGSSLMODE)".into(),
+                });
+            }
+            return Ok(None);
+        }
+        Some("require" | "verify-ca") => tls::Verify::ChainOnly,
+        Some("verify-full") => tls::Verify::Full,
+        Some(mode @ ("allow" | "prefer")) => {
+            return Err(Error::Config {
+                setting: "sslmode",
+                reason: format!(
+                    "'{mode}' is not supported: it falls back to an unencrypted connection; \
+                     use verify-full, verify-ca or require (all verify the server's \
+                     certificate), or disable"
+                ),
+            })
+        }
+        Some(other) => {
+            return Err(Error::Config {
+                setting: "sslmode",
+                reason: format!("'{other}' is not one of disable, require, verify-ca, verify-full"),
+            })
+        }
+    };
+    let root_cert = match ssl.root_cert.as_deref() {
+        // PostgreSQL 16's name for the system's trusted CAs.
+        None | Some("system") => None,
+        Some(path) => Some(PathBuf::from(path)),
+    };
+    Ok(Some(Tls { verify, root_cert }))
 }
 
 fn strip_scheme(server: &str) -> Result<&str, Error> {
@@ -310,6 +428,7 @@ mod tests {
             user: user.map(Into::into),
             password: password.map(|p| Password(p.into())),
             dbname: db.map(Into::into),
+            ssl: SslSettings::default(),
         }
     }
 
@@ -385,9 +504,9 @@ mod tests {
              (e.g. postgresql://postgres:5432)"
         );
         assert_eq!(
-            reason("postgresql://db/x?sslmode=require"),
-            "database setting RSTUF_DB_SERVER: connection options ('?sslmode') are not \
-             supported; give only [user[:password]@]host[:port][/database]"
+            reason("postgresql://db/x?connect_timeout=3"),
+            "database setting RSTUF_DB_SERVER: connection option 'connect_timeout' is not \
+             supported; the options are sslmode and sslrootcert"
         );
         assert_eq!(
             reason("postgresql://u:s3cr%zzet@db"),
@@ -395,18 +514,91 @@ mod tests {
         );
     }
 
+    fn no_env() -> SslSettings {
+        SslSettings::default()
+    }
+
+    fn tls_of(server: &str, env: &SslSettings) -> Result<Option<Tls>, String> {
+        Config::from_settings(server, None, None, env)
+            .map(|c| c.tls)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sslmode_and_sslrootcert_come_from_the_url_or_libpq_variables() {
+        assert_eq!(tls_of("postgresql://u@db/x", &no_env()), Ok(None));
+        assert_eq!(
+            tls_of("postgresql://u@db/x?sslmode=disable", &no_env()),
+            Ok(None)
+        );
+        assert_eq!(
+            tls_of(
+                "postgresql://u@db/x?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem",
+                &no_env()
+            ),
+            Ok(Some(Tls {
+                verify: tls::Verify::Full,
+                root_cert: Some("/etc/ca.pem".into())
+            }))
+        );
+        let env = SslSettings {
+            mode: Some("require".into()),
+            root_cert: Some("system".into()),
+        };
+        assert_eq!(
+            tls_of("postgresql://u@db/x", &env),
+            Ok(Some(Tls {
+                verify: tls::Verify::ChainOnly,
+                root_cert: None
+            }))
+        );
+        // The URL's mode wins over PGSSLMODE; PGSSLROOTCERT still applies.
+        assert_eq!(
+            tls_of("postgresql://u@db/x?sslmode=verify-full", &env),
+            Ok(Some(Tls {
+                verify: tls::Verify::Full,
+                root_cert: None
+            }))
+        );
+    }
+
+    #[test]
+    fn tls_modes_that_fall_back_to_plaintext_are_refused() {
+        assert_eq!(
+            tls_of("postgresql://u@db/x?sslmode=prefer", &no_env()).unwrap_err(),
+            "database setting sslmode: 'prefer' is not supported: it falls back to an \
+             unencrypted connection; use verify-full, verify-ca or require (all verify the \
+             server's certificate), or disable"
+        );
+        assert!(tls_of("postgresql://u@db/x?sslmode=allow", &no_env()).is_err());
+        assert_eq!(
+            tls_of("postgresql://u@db/x?sslmode=verify", &no_env()).unwrap_err(),
+            "database setting sslmode: 'verify' is not one of disable, require, verify-ca, \
+             verify-full"
+        );
+        assert_eq!(
+            tls_of("postgresql://u@db/x?sslrootcert=/ca.pem", &no_env()).unwrap_err(),
+            "database setting sslrootcert: is set but TLS is off; add sslmode=verify-full \
+             (or PGSSLMODE)"
+        );
+    }
+
     #[test]
     fn separate_user_replaces_url_credentials_and_needs_a_password() {
-        let config =
-            Config::from_settings("postgresql://a:b@db:5432/rstuf", Some("svc"), Some("pw"))
-                .unwrap();
+        let config = Config::from_settings(
+            "postgresql://a:b@db:5432/rstuf",
+            Some("svc"),
+            Some("pw"),
+            &no_env(),
+        )
+        .unwrap();
         assert_eq!(
             (config.user.as_str(), config.password.clone(), config.port),
             ("svc", Some(Password("pw".into())), 5432)
         );
         assert_eq!(config.server_label(), "svc@db:5432/rstuf");
         assert_eq!(
-            Config::from_settings("postgresql://db", Some("svc"), None)
+            Config::from_settings("postgresql://db", Some("svc"), None, &no_env())
                 .unwrap_err()
                 .to_string(),
             "database setting RSTUF_DB_PASSWORD: is required when RSTUF_DB_USER is set"
@@ -415,21 +607,23 @@ mod tests {
 
     #[test]
     fn url_credentials_are_used_without_separate_user() {
-        let config = Config::from_settings("postgresql://a:b@db", None, None).unwrap();
+        let config = Config::from_settings("postgresql://a:b@db", None, None, &no_env()).unwrap();
         assert_eq!(
             (config.user.as_str(), config.password.clone(), config.port),
             ("a", Some(Password("b".into())), DEFAULT_PORT)
         );
         assert_eq!(config.server_label(), "a@db:5432/a");
-        assert!(Config::from_settings("postgresql://db", None, None)
-            .unwrap_err()
-            .to_string()
-            .starts_with("database setting RSTUF_DB_USER: no database user given"));
+        assert!(
+            Config::from_settings("postgresql://db", None, None, &no_env())
+                .unwrap_err()
+                .to_string()
+                .starts_with("database setting RSTUF_DB_USER: no database user given")
+        );
     }
 
     #[test]
     fn pool_limits_r2d2_would_panic_on_are_refused() {
-        let mut config = Config::from_settings("postgresql://a@db", None, None).unwrap();
+        let mut config = Config::from_settings("postgresql://a@db", None, None, &no_env()).unwrap();
         assert!(config.check_pool_limits().is_ok());
         config.pool_size = 0;
         assert_eq!(
@@ -446,7 +640,8 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_password() {
-        let config = Config::from_settings("postgresql://a:hunter2@db", None, None).unwrap();
+        let config =
+            Config::from_settings("postgresql://a:hunter2@db", None, None, &no_env()).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

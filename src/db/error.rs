@@ -110,12 +110,20 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config { setting, reason } => write!(f, "database setting {setting}: {reason}"),
-            Error::Connect { server, source } => write!(
-                f,
-                "cannot connect to PostgreSQL at {server}: {}; check RSTUF_DB_SERVER, \
-                 RSTUF_DB_USER, RSTUF_DB_PASSWORD and that the server is running",
-                describe(source)
-            ),
+            Error::Connect { server, source } => match crate::tls::certificate_hint(source) {
+                Some(hint) => write!(
+                    f,
+                    "cannot connect to PostgreSQL at {server}: {}; {hint} (for the database \
+                     also sslrootcert or PGSSLROOTCERT)",
+                    describe(source)
+                ),
+                None => write!(
+                    f,
+                    "cannot connect to PostgreSQL at {server}: {}; check RSTUF_DB_SERVER, \
+                     RSTUF_DB_USER, RSTUF_DB_PASSWORD and that the server is running",
+                    describe(source)
+                ),
+            },
             Error::Pool {
                 server,
                 operation,

@@ -17,10 +17,11 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-use postgres::{NoTls, Transaction};
+use postgres::Transaction;
 use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-pub use config::{parse_server, Config, Keepalive, Password, ServerUrl};
+pub use config::{parse_server, Config, Keepalive, Password, ServerUrl, SslSettings, Tls};
 pub use error::Error;
 pub use migrate::{MigrationReport, HEAD_REVISION};
 pub use types::{
@@ -30,7 +31,7 @@ pub use types::{
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// A pool of connections to the RSTUF database. Cheap to clone; share one
 /// per process.
@@ -76,10 +77,11 @@ impl Db {
     pub fn connect(config: &Config) -> Result<Db> {
         config.check_pool_limits()?;
         let pg = config.to_postgres();
+        let tls = config.connector()?;
         let server = config.server_label();
         // r2d2 would report a wrong password or database as a bare timeout;
         // a direct connection gets the server's own reason.
-        pg.connect(NoTls).map_err(|source| Error::Connect {
+        pg.connect(tls.clone()).map_err(|source| Error::Connect {
             server: server.clone(),
             source,
         })?;
@@ -88,7 +90,7 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(config.checkout_timeout)
             .test_on_check_out(true)
-            .build_unchecked(PostgresConnectionManager::new(pg, NoTls));
+            .build_unchecked(PostgresConnectionManager::new(pg, tls));
         Ok(Db { pool, server })
     }
 

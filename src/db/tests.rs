@@ -65,7 +65,7 @@ fn test_server() -> String {
 }
 
 fn admin_config() -> Config {
-    Config::from_settings(&test_server(), None, None).unwrap()
+    Config::from_settings(&test_server(), None, None, &Default::default()).unwrap()
 }
 
 fn admin() -> postgres::Client {

@@ -14,6 +14,7 @@ pub mod moto;
 pub mod proxy;
 pub mod rabbitmq;
 pub mod services;
+pub mod tls;
 
 /// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.
 pub fn shared(rel: &str) -> PathBuf {
@@ -67,6 +68,19 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits until something listens on 127.0.0.1:`port` (a server the test
+/// started); fails after `limit`.
+pub fn wait_for_port(port: u16, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// A name no other test (in this or another process) uses.

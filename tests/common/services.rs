@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::rabbitmq::TlsNode;
+use super::tls::{Protocol, TestCa, TlsFront};
 use super::{python, run_python, unique, TempDir};
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
@@ -117,6 +119,34 @@ pub struct Deployment {
     /// Set for a deployment whose broker is Celery's Redis transport on a
     /// database of its own; RabbitMQ otherwise.
     pub redis_broker: Option<RedisDb>,
+    /// Set for a deployment whose worker reaches every service over TLS.
+    pub tls: Option<TlsFronts>,
+}
+
+/// A test CA and TLS fronts to the shared services (and moto): the worker
+/// connects through them, the test's own clients connect directly.
+pub struct TlsFronts {
+    pub ca: TestCa,
+    pub postgres: TlsFront,
+    pub redis: TlsFront,
+    /// To the shared RabbitMQ, unless the deployment has its own node.
+    pub rabbitmq: Option<TlsFront>,
+    /// A second RabbitMQ node with TLS ([`Deployment::with_tls_rabbitmq_node`]).
+    pub rabbitmq_node: Option<TlsNode>,
+    pub s3: Option<TlsFront>,
+}
+
+impl Deployment {
+    /// No front saw a connection that did not start TLS: the worker never
+    /// fell back to plaintext.
+    pub fn assert_no_plaintext_attempt(&self) {
+        let tls = self.tls.as_ref().expect("a deployment made with_tls()");
+        let fronts = [&tls.postgres, &tls.redis];
+        let optional = [&tls.rabbitmq, &tls.s3];
+        for front in fronts.into_iter().chain(optional.into_iter().flatten()) {
+            assert_eq!(front.plaintext_attempts(), 0, "port {}", front.port);
+        }
+    }
 }
 
 impl Deployment {
@@ -179,15 +209,19 @@ impl Deployment {
 
     /// `RSTUF_BROKER_SERVER` of this deployment, for workers and publishers.
     pub fn broker_url(&self) -> String {
-        self.redis_broker
-            .as_ref()
-            .map_or_else(|| AMQP.to_owned(), RedisDb::url)
+        let own_node = self.tls.as_ref().and_then(|t| t.rabbitmq_node.as_ref());
+        match (&self.redis_broker, own_node) {
+            (Some(db), _) => db.url(),
+            (None, Some(node)) => node.plain_url(),
+            (None, None) => AMQP.to_owned(),
+        }
     }
 
     pub fn new() -> Deployment {
         Deployment {
             s3: None,
             redis_broker: None,
+            tls: None,
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
@@ -196,6 +230,71 @@ impl Deployment {
             keys: online_keys(),
             logs: TempDir::new("rstuf-logs"),
         }
+    }
+
+    /// The worker reaches PostgreSQL (`sslmode=verify-full` with
+    /// `sslrootcert`), Redis (`rediss://`) and S3 (`https://`) through TLS
+    /// fronts, and RabbitMQ (`amqps://`) on a second node of the test's
+    /// own; it trusts their CA through `SSL_CERT_FILE`.
+    pub fn with_tls(mut self) -> Deployment {
+        let ca = TestCa::new("rstuf-test-ca");
+        let s3 = self
+            .s3
+            .as_ref()
+            .map(|(moto, _)| TlsFront::to(moto.port(), Protocol::Direct, &ca));
+        self.tls = Some(TlsFronts {
+            postgres: TlsFront::to(5432, Protocol::Postgres, &ca),
+            redis: TlsFront::to(6379, Protocol::Direct, &ca),
+            rabbitmq: Some(TlsFront::to(5672, Protocol::Direct, &ca)),
+            rabbitmq_node: None,
+            s3,
+            ca,
+        });
+        self
+    }
+
+    /// As [`Deployment::with_tls`], but RabbitMQ's own TLS (Erlang's) on a
+    /// second node of the test's own instead of a front.
+    pub fn with_tls_rabbitmq_node(self) -> Deployment {
+        let mut dep = self.with_tls();
+        if let Some(tls) = dep.tls.as_mut() {
+            tls.rabbitmq = None;
+            tls.rabbitmq_node = Some(TlsNode::start(&tls.ca));
+        }
+        dep
+    }
+
+    /// The settings that differ over TLS (added after the others, so they win).
+    fn tls_env(&self, tls: &TlsFronts) -> Vec<(&'static str, String)> {
+        let ca = tls.ca.ca_file().display().to_string();
+        let redis = |number: u32| format!("rediss://127.0.0.1:{}/{number}", tls.redis.port);
+        let broker = match (&self.redis_broker, &tls.rabbitmq_node, &tls.rabbitmq) {
+            (Some(db), _, _) => redis(db.number),
+            (None, Some(node), _) => node.amqps_url(),
+            (None, None, Some(front)) => {
+                format!("amqps://guest:guest@127.0.0.1:{}//", front.port)
+            }
+            (None, None, None) => unreachable!("with_tls makes a RabbitMQ front"),
+        };
+        let mut env = vec![
+            ("SSL_CERT_FILE", ca.clone()),
+            ("RSTUF_BROKER_SERVER", broker),
+            ("RSTUF_REDIS_SERVER", redis(self.redis.number)),
+            (
+                "RSTUF_DB_SERVER",
+                format!(
+                    "postgresql://postgres@127.0.0.1:{}/{}?sslmode=verify-full&sslrootcert={ca}",
+                    tls.postgres.port, self.db.name
+                ),
+            ),
+        ];
+        if let Some(s3) = &tls.s3 {
+            env.push((
+                "RSTUF_AWS_ENDPOINT_URL",
+                format!("https://127.0.0.1:{}", s3.port),
+            ));
+        }
+        env
     }
 
     /// The environment a worker of this deployment runs with.
@@ -241,8 +340,12 @@ impl Deployment {
                 ("RSTUF_AWS_DEFAULT_REGION", super::moto::REGION.to_owned()),
                 ("RSTUF_AWS_ENDPOINT_URL", moto.endpoint()),
             ] {
-                env.retain(|(name, _)| name != k);
-                env.push((k.to_owned(), v));
+                set(&mut env, k, v);
+            }
+        }
+        if let Some(tls) = &self.tls {
+            for (k, v) in self.tls_env(tls) {
+                set(&mut env, k, v);
             }
         }
         env
@@ -322,6 +425,11 @@ impl Deployment {
         self.send(&self.queue, &task);
         id
     }
+}
+
+fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    env.retain(|(n, _)| n != name);
+    env.push((name.to_owned(), value));
 }
 
 impl Drop for Deployment {

@@ -45,7 +45,7 @@ pub(crate) fn run<H>(
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
-    let info = url.connection_info()?;
+    let info = url.connection_info();
     run_sessions(config, shutdown, |slot| {
         consumer::session(slot, &info, config, shutdown, &handler)
     })
@@ -53,7 +53,7 @@ where
 
 /// Connects and pings: what `rstuf-worker check` reports.
 pub(crate) fn check(url: &RedisUrl, timeout: Duration) -> Result<(), Error> {
-    let client = redis::Client::open(url.connection_info()?)
+    let client = redis::Client::open(url.connection_info())
         .map_err(|e| Error::redis(url, "opening a connection", e))?;
     let mut connection = client
         .get_connection_with_timeout(timeout)
