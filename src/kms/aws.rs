@@ -321,3 +321,80 @@ impl Drop for Slot<'_> {
         self.0.slot_freed.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A KMS stand-in answering each request with the next of `answers`
+    /// (status, body); returns its URL and, once done, the targets asked for.
+    fn stand_in(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = std::thread::spawn(move || {
+            for (status, body) in &answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                reader.read_exact(&mut vec![0; length]).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                reader.get_mut().write_all(reply.as_bytes()).unwrap();
+            }
+            answers.len()
+        });
+        (url, served)
+    }
+
+    fn client(url: String) -> Client {
+        Client::new(&AwsKmsConfig {
+            access_key_id: "a".into(),
+            secret_access_key: "s".into(),
+            region: None,
+            endpoint_url: Some(url),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn throttling_and_server_faults_are_retried() {
+        let (url, served) = stand_in(vec![
+            (
+                400,
+                r#"{"__type":"ThrottlingException","message":"slow down"}"#,
+            ),
+            (429, "{}"),
+            (503, "{}"),
+            (200, r#"{"Signature":"AQI="}"#),
+        ]);
+        let answer = client(url).call("Sign", &json!({})).unwrap();
+        assert_eq!(base64_field(&answer, "Signature").unwrap(), [1, 2]);
+        assert_eq!(served.join().unwrap(), 4);
+    }
+
+    #[test]
+    fn other_refusals_are_not_retried() {
+        let (url, served) = stand_in(vec![(
+            400,
+            r#"{"__type":"AccessDeniedException","message":"no"}"#,
+        )]);
+        let err = client(url).call("Sign", &json!({})).unwrap_err();
+        assert_eq!(err, "Sign: HTTP 400 Bad Request AccessDeniedException: no");
+        assert_eq!(served.join().unwrap(), 1);
+    }
+}
