@@ -32,7 +32,8 @@ pub struct Config {
     /// `RSTUF_TASK_TIME_LIMIT`: how long one task may run before the worker
     /// ends it (Celery's hard `task_time_limit`).
     pub task_time_limit: Duration,
-    pub online_key_dir: Option<PathBuf>,
+    /// Where the online key lives: `RSTUF_ONLINE_KEY_DIR` and KMS access.
+    pub signers: crate::kms::SignerConfig,
     pub worker_id: String,
     /// `DATA_DIR`: holds the heartbeat `health` reads.
     pub data_dir: PathBuf,
@@ -194,7 +195,7 @@ impl Config {
             lock_timeout: seconds(env, "RSTUF_LOCK_TIMEOUT", 60.0)?,
             bump_ttl: seconds(env, "RSTUF_BUMP_ONLINE_ROLES_TTL", 600.0)?,
             task_time_limit: seconds(env, "RSTUF_TASK_TIME_LIMIT", 600.0)?,
-            online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
+            signers: signer_config(env)?,
             worker_id: env.get("RSTUF_WORKER_ID").unwrap_or_else(hostname),
             data_dir: data_dir(env),
             metrics_addr: metrics_addr(env)?,
@@ -348,6 +349,25 @@ fn db_config(env: &Env) -> Result<db::Config, ConfigError> {
     .map_err(|e| match e {
         db::Error::Config { setting, reason } => problem(setting, reason),
         other => problem("RSTUF_DB_SERVER", other.to_string()),
+    })
+}
+
+fn signer_config(env: &Env) -> Result<crate::kms::SignerConfig, ConfigError> {
+    let aws = match (
+        env.get("RSTUF_AWS_ACCESS_KEY_ID"),
+        env.get("RSTUF_AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(access), Some(secret)) => Some(crate::kms::AwsKmsConfig {
+            access_key_id: env.secret("RSTUF_AWS_ACCESS_KEY_ID", access)?.0,
+            secret_access_key: env.secret("RSTUF_AWS_SECRET_ACCESS_KEY", secret)?.0,
+            region: env.get("RSTUF_AWS_DEFAULT_REGION"),
+            endpoint_url: env.get("RSTUF_AWS_ENDPOINT_URL"),
+        }),
+        _ => None,
+    };
+    Ok(crate::kms::SignerConfig {
+        online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
+        aws,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod celery;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod kms;
 pub mod lock;
 pub mod metrics;
 pub mod redis_link;

@@ -166,7 +166,7 @@ fn context(config: &Config) -> Result<Context, String> {
         open_storage(&config.storage)?,
         lock_client(config)?,
         config.lock_timeout,
-        config.online_key_dir.clone(),
+        config.signers.clone(),
     ))
 }
 

@@ -7,7 +7,6 @@
 //! atomically, with the lock re-checked just before the writes. A client
 //! that reads at any moment sees either the old chain or the new one.
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,11 +14,12 @@ use serde::Serialize;
 
 use super::Error;
 use crate::db::Db;
+use crate::kms::{load_online_signer, SignerConfig};
 use crate::lock::{LockClient, LockGuard, LockKey, LOCK_TARGETS};
 use crate::settings::{BootstrapState, SettingName, SettingValue, SettingsStore};
 use crate::storage::{MetadataFile, Storage};
 use crate::tuf::metadata::{MetaFile, Root, Signed, Snapshot, Targets, Timestamp};
-use crate::tuf::{load_online_signer, Key, KeyId, Metadata, RoleName, Signer, UtcTime, Version};
+use crate::tuf::{Key, KeyId, Metadata, RoleName, Signer, UtcTime, Version};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -30,7 +30,7 @@ pub struct Context {
     pub storage: Box<dyn Storage>,
     locks: LockClient,
     pub lock_timeout: Duration,
-    online_key_dir: Option<PathBuf>,
+    signer_config: SignerConfig,
     signers: Mutex<HashMap<KeyId, Arc<dyn Signer>>>,
     /// The newest snapshot as last parsed or published. With 16384 bins it
     /// is most of a round's parsing, and a stored version never changes, so
@@ -45,7 +45,7 @@ impl Context {
         storage: Box<dyn Storage>,
         locks: LockClient,
         lock_timeout: Duration,
-        online_key_dir: Option<PathBuf>,
+        signer_config: SignerConfig,
     ) -> Context {
         Context {
             settings: Mutex::new(settings),
@@ -53,7 +53,7 @@ impl Context {
             storage,
             locks,
             lock_timeout,
-            online_key_dir,
+            signer_config,
             signers: Mutex::new(HashMap::new()),
             snapshot: Mutex::new(None),
         }
@@ -135,7 +135,8 @@ impl Context {
         Ok(Metadata::from_file_bytes(&bytes)?)
     }
 
-    /// A signer for the online key (cached per key id: loading parses PEM).
+    /// A signer for the online key (cached per key id: loading parses PEM
+    /// or asks the KMS for the public key).
     pub fn online_signer(&self) -> Result<Arc<dyn Signer>> {
         let (keyid, key) = self.online_key()?;
         self.signer_for(&keyid, &key)
@@ -146,12 +147,8 @@ impl Context {
         if let Some(signer) = cache.get(keyid) {
             return Ok(signer.clone());
         }
-        let dir = self.online_key_dir.as_ref().ok_or_else(|| {
-            Error::Repository(
-                "RSTUF_ONLINE_KEY_DIR is not set, so the online key file cannot be found".into(),
-            )
-        })?;
-        let signer: Arc<dyn Signer> = Arc::from(load_online_signer(dir, keyid, key)?);
+        let signer: Arc<dyn Signer> =
+            Arc::from(load_online_signer(&self.signer_config, keyid, key)?);
         cache.insert(keyid.clone(), signer.clone());
         Ok(signer)
     }

@@ -1,7 +1,8 @@
 //! Signing metadata with the online key.
 //!
-//! [`Signer`] is the seam for other key stores (KMS signers, issue 9): the
-//! worker needs only the key id, the key dict and signature bytes.
+//! [`Signer`] is the seam for every key store (files here, KMS signers in
+//! `crate::kms`): the worker needs only the key id, the key dict and
+//! signature bytes.
 //! [`PemSigner`] is RSTUF's `fn:` signer: an unencrypted PEM private key in
 //! the online key directory.
 use std::fmt;
@@ -90,30 +91,107 @@ impl Signer for PemSigner {
     }
 }
 
-/// The signer for the online key `keyid`, from its `x-rstuf-online-key-uri`
-/// (`fn:<file name>`, a file in `key_dir`). Other URI schemes are refused
-/// for now.
-pub fn load_online_signer(key_dir: &Path, keyid: &KeyId, key: &Key) -> Result<Box<dyn Signer>> {
-    let uri = key
-        .online_key_uri()
-        .filter(|uri| !uri.is_empty())
-        .ok_or_else(|| Error::SignerUri {
+/// Where an online key's private half lives, from its
+/// `x-rstuf-online-key-uri`, spelled as securesystemslib's signer URIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerUri {
+    /// `fn:<file name>`: RSTUF's unencrypted PEM file in the online key dir.
+    FileName(String),
+    /// `file2:<path>`: securesystemslib's unencrypted PEM file by path.
+    File(PathBuf),
+    /// `awskms:<key id or ARN>`: an AWS KMS asymmetric signing key.
+    AwsKms(String),
+    /// `gcpkms:<resource name>`: a Google Cloud KMS key version.
+    GcpKms(String),
+}
+
+impl SignerUri {
+    /// The URI of the online key `keyid`; an absent field or an unknown
+    /// scheme is an error naming both.
+    pub fn of(keyid: &KeyId, key: &Key) -> Result<SignerUri> {
+        let uri = key.online_key_uri().unwrap_or_default();
+        SignerUri::parse(uri).map_err(|reason| Error::SignerUri {
             keyid: keyid.to_string(),
-            uri: String::new(),
-            reason: format!("the key has no {} field", super::key::ONLINE_KEY_URI_FIELD),
-        })?;
-    let path = key_file_path(key_dir, uri).map_err(|reason| Error::SignerUri {
-        keyid: keyid.to_string(),
-        uri: uri.to_owned(),
-        reason,
-    })?;
+            uri: uri.to_owned(),
+            reason,
+        })
+    }
+
+    fn parse(uri: &str) -> std::result::Result<SignerUri, String> {
+        if uri.is_empty() {
+            return Err(format!(
+                "the key has no {} field",
+                super::key::ONLINE_KEY_URI_FIELD
+            ));
+        }
+        let (scheme, rest) = uri.split_once(':').unwrap_or((uri, ""));
+        let parsed = match scheme {
+            FILE_NAME_SCHEME => SignerUri::FileName(rest.to_owned()),
+            FILE_SCHEME => SignerUri::File(PathBuf::from(rest)),
+            AWS_KMS_SCHEME => SignerUri::AwsKms(rest.to_owned()),
+            GCP_KMS_SCHEME => SignerUri::GcpKms(rest.to_owned()),
+            _ => {
+                return Err(format!(
+                    "unsupported signer URI scheme '{scheme}' (supported: {FILE_NAME_SCHEME}:<file \
+                     name>, {FILE_SCHEME}:<path>, {AWS_KMS_SCHEME}:<key id or ARN>, \
+                     {GCP_KMS_SCHEME}:<key version resource name>)"
+                ))
+            }
+        };
+        if rest.is_empty() {
+            return Err(format!(
+                "bad uri: expected '{scheme}:<{}>'",
+                parsed.argument()
+            ));
+        }
+        Ok(parsed)
+    }
+
+    fn argument(&self) -> &'static str {
+        match self {
+            SignerUri::FileName(_) => "file name",
+            SignerUri::File(_) => "path",
+            SignerUri::AwsKms(_) => "key id or ARN",
+            SignerUri::GcpKms(_) => "key version resource name",
+        }
+    }
+}
+
+/// URI scheme of securesystemslib's PEM file signer: `file2:<path>`.
+pub const FILE_SCHEME: &str = "file2";
+/// URI scheme of securesystemslib's AWS KMS signer.
+pub const AWS_KMS_SCHEME: &str = "awskms";
+/// URI scheme of securesystemslib's Google Cloud KMS signer.
+pub const GCP_KMS_SCHEME: &str = "gcpkms";
+
+/// The signer for the online key `keyid` when its private half is a file:
+/// `fn:<file name>` (in `key_dir`) or `file2:<path>`. KMS URIs are refused
+/// here: the caller that owns the network reaches those.
+pub fn load_online_signer(key_dir: &Path, keyid: &KeyId, key: &Key) -> Result<Box<dyn Signer>> {
+    let path = match SignerUri::of(keyid, key)? {
+        SignerUri::FileName(name) => key_file_path(key_dir, &name),
+        SignerUri::File(path) => path,
+        remote => {
+            return Err(Error::SignerUri {
+                keyid: keyid.to_string(),
+                uri: key.online_key_uri().unwrap_or_default().to_owned(),
+                reason: format!("{remote:?} is a KMS key, not a local file"),
+            })
+        }
+    };
+    load_pem_signer(&path, keyid, key)
+}
+
+/// The signer for `keyid` from the unencrypted PEM private key at `path`;
+/// the key must be the one `key` describes.
+pub fn load_pem_signer(path: &Path, keyid: &KeyId, key: &Key) -> Result<Box<dyn Signer>> {
     let file_error = |reason: String| Error::KeyFile {
         keyid: keyid.to_string(),
         path: path.display().to_string(),
         reason,
     };
-    warn_if_world_readable(&path);
-    let mut pem = std::fs::read(&path).map_err(|e| file_error(format!("cannot read it: {e}")))?;
+    warn_if_world_readable(path);
+    let mut pem = std::fs::read(path).map_err(|e| file_error(format!("cannot read it: {e}")))?;
     let parsed = std::str::from_utf8(&pem)
         .map_err(|_| file_error("it is not a PEM text file".into()))
         .and_then(|text| PrivateKey::parse_pem(text).map_err(|why| file_error(why.0)));
@@ -154,20 +232,8 @@ fn scrub(bytes: &mut [u8]) {
 /// Where `fn:<name>` points: `Path(key_dir, name)` as Python builds it, so an
 /// absolute name replaces the directory and `.` parts, repeated and
 /// trailing separators are dropped.
-fn key_file_path(key_dir: &Path, uri: &str) -> std::result::Result<PathBuf, String> {
-    let (scheme, name) = uri.split_once(':').unwrap_or((uri, ""));
-    if scheme != FILE_NAME_SCHEME {
-        return Err(format!(
-            "unsupported signer URI scheme '{scheme}' (only {FILE_NAME_SCHEME}:<file name> is \
-             supported)"
-        ));
-    }
-    if name.is_empty() {
-        return Err(format!(
-            "bad uri: expected '{FILE_NAME_SCHEME}:<file name>'"
-        ));
-    }
-    Ok(key_dir.join(Path::new(name).components().collect::<PathBuf>()))
+pub fn key_file_path(key_dir: &Path, name: &str) -> PathBuf {
+    key_dir.join(Path::new(name).components().collect::<PathBuf>())
 }
 
 #[cfg(test)]
@@ -359,39 +425,75 @@ mod tests {
     }
 
     #[test]
-    fn uris_resolve_like_python_path_join() {
+    fn file_names_resolve_like_python_path_join() {
         let dir = Path::new("/run/keys");
+        assert_eq!(key_file_path(dir, "k.pem"), Path::new("/run/keys/k.pem"));
+        assert_eq!(key_file_path(dir, "/etc/k.pem"), Path::new("/etc/k.pem"));
         assert_eq!(
-            key_file_path(dir, "fn:k.pem").unwrap(),
-            Path::new("/run/keys/k.pem")
-        );
-        assert_eq!(
-            key_file_path(dir, "fn:/etc/k.pem").unwrap(),
-            Path::new("/etc/k.pem")
-        );
-        assert_eq!(
-            key_file_path(dir, "fn:sub//./k.pem/").unwrap().as_os_str(),
+            key_file_path(dir, "sub//./k.pem/").as_os_str(),
             "/run/keys/sub/k.pem"
         );
+        assert_eq!(key_file_path(dir, "a:b"), Path::new("/run/keys/a:b"));
+    }
+
+    #[test]
+    fn uris_select_the_signer_by_scheme() {
         assert_eq!(
-            key_file_path(dir, "fn:a:b").unwrap(),
-            Path::new("/run/keys/a:b")
+            SignerUri::parse("fn:a:b"),
+            Ok(SignerUri::FileName("a:b".into()))
         );
-        for bad in ["fn:", "fn"] {
+        assert_eq!(
+            SignerUri::parse("file2:/k/x.pem"),
+            Ok(SignerUri::File("/k/x.pem".into()))
+        );
+        assert_eq!(
+            SignerUri::parse("awskms:arn:aws:kms:eu-west-1:1:key/k"),
+            Ok(SignerUri::AwsKms("arn:aws:kms:eu-west-1:1:key/k".into()))
+        );
+        assert_eq!(
+            SignerUri::parse("gcpkms:projects/p/cryptoKeyVersions/1"),
+            Ok(SignerUri::GcpKms("projects/p/cryptoKeyVersions/1".into()))
+        );
+        for (bad, expected) in [
+            ("fn:", "fn:<file name>"),
+            ("fn", "fn:<file name>"),
+            ("file2:", "file2:<path>"),
+            ("awskms:", "awskms:<key id or ARN>"),
+        ] {
             assert_eq!(
-                key_file_path(dir, bad).unwrap_err(),
-                "bad uri: expected 'fn:<file name>'"
+                SignerUri::parse(bad).unwrap_err(),
+                format!("bad uri: expected '{expected}'")
             );
         }
-        for other in ["awskms:arn", "gcpkms:projects/p", "file2:/k.pem", "k.pem"] {
+        for other in ["hsm:1", "envvar:K", "k.pem"] {
             let scheme = other.split(':').next().unwrap();
-            assert_eq!(
-                key_file_path(dir, other).unwrap_err(),
-                format!(
-                    "unsupported signer URI scheme '{scheme}' (only fn:<file name> is supported)"
-                )
-            );
+            assert!(SignerUri::parse(other).unwrap_err().starts_with(&format!(
+                "unsupported signer URI scheme '{scheme}' (supported: fn:"
+            )));
         }
+    }
+
+    #[test]
+    fn file2_uris_name_the_pem_file_by_path() {
+        let entry = vector_key("online-ed25519.pem");
+        let (dir, keyid, mut key) = online_key(&entry, "");
+        let path = dir.join(own_file(&entry));
+        key.extra.insert(
+            ONLINE_KEY_URI_FIELD.into(),
+            format!("file2:{}", path.display()).into(),
+        );
+        let signer = load_online_signer(Path::new("/nonexistent"), &keyid, &key).unwrap();
+        let sig = signer.sign(b"m").unwrap();
+        assert!(PublicKey::from_key(&key).unwrap().verify_bytes(b"m", &sig));
+        key.extra
+            .insert(ONLINE_KEY_URI_FIELD.into(), "file2:/absent.pem".into());
+        assert_eq!(
+            refused(load_online_signer(&dir, &keyid, &key)).to_string(),
+            format!(
+                "online key {keyid}: key file /absent.pem: cannot read it: No such file or \
+                 directory (os error 2)"
+            )
+        );
     }
 
     #[test]
@@ -399,12 +501,19 @@ mod tests {
         let entry = vector_key("online-ed25519.pem");
         let (dir, keyid, mut key) = online_key(&entry, "online-ed25519.pem");
         key.extra
+            .insert(ONLINE_KEY_URI_FIELD.into(), "hsm:slot1".into());
+        assert!(refused(load_online_signer(&dir, &keyid, &key))
+            .to_string()
+            .starts_with(&format!(
+                "online key {keyid}: signer URI 'hsm:slot1': unsupported signer URI scheme 'hsm'"
+            )));
+        key.extra
             .insert(ONLINE_KEY_URI_FIELD.into(), "awskms:arn:aws:kms:k".into());
         assert_eq!(
             refused(load_online_signer(&dir, &keyid, &key)).to_string(),
             format!(
-                "online key {keyid}: signer URI 'awskms:arn:aws:kms:k': unsupported signer URI \
-                 scheme 'awskms' (only fn:<file name> is supported)"
+                "online key {keyid}: signer URI 'awskms:arn:aws:kms:k': AwsKms(\"arn:aws:kms:k\") is a KMS key, \
+                 not a local file"
             )
         );
         key.extra.remove(ONLINE_KEY_URI_FIELD);

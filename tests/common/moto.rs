@@ -23,9 +23,21 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::spawn(&["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+    }
+
+    /// A moto server whose KMS keys sign the digests they are sent
+    /// (tests/py/moto_kms_digest.py says why).
+    pub fn start_kms() -> Moto {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/moto_kms_digest.py");
+        Moto::spawn(&[script])
+    }
+
+    /// Runs python with `args` then the port.
+    fn spawn(args: &[&str]) -> Moto {
         let port = free_port();
         let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .args(args)
             .arg(port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,6 +101,32 @@ impl Moto {
         .unwrap();
         assert_eq!(created.response_code, 200, "{}", created.response_text);
         created.bucket
+    }
+
+    /// A new KMS signing key of `spec` (e.g. `ECC_NIST_P256`): its key id
+    /// and its public key as SubjectPublicKeyInfo PEM.
+    pub fn create_kms_key(&self, spec: &str) -> (String, String) {
+        let script = "import boto3, sys, base64\n\
+            kms = boto3.client('kms', endpoint_url=sys.argv[1], region_name='eu-west-1',\n\
+                aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+            k = kms.create_key(KeySpec=sys.argv[2], KeyUsage='SIGN_VERIFY')['KeyMetadata']['KeyId']\n\
+            der = kms.get_public_key(KeyId=k)['PublicKey']\n\
+            b64 = base64.b64encode(der).decode()\n\
+            lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]\n\
+            print(k)\n\
+            print('\\n'.join(['-----BEGIN PUBLIC KEY-----'] + lines + ['-----END PUBLIC KEY-----']))\n";
+        let out = Command::new(python())
+            .args(["-c", script, &self.endpoint(), spec])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8(out.stdout).unwrap();
+        let (id, pem) = out.split_once('\n').unwrap();
+        (id.to_owned(), format!("{}\n", pem.trim_end()))
     }
 
     /// The grants of an object, as boto3 reports them: (grantee, permission).

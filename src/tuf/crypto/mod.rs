@@ -84,6 +84,12 @@ impl PublicKey {
         Ok(PublicKey { scheme, material })
     }
 
+    /// Whether the DER SubjectPublicKeyInfo `spki` (what a KMS hands out)
+    /// is this key, compared as numbers and points.
+    pub fn is_spki_der(&self, spki: &[u8]) -> bool {
+        spki::parse_der(spki).is_ok_and(|material| material == self.material)
+    }
+
     /// `sig_hex` as metadata stores it (decoded like Python's
     /// `bytes.fromhex`: either case, whitespace between byte pairs).
     pub fn verify(&self, msg: &[u8], sig_hex: &str) -> bool {

@@ -22,7 +22,7 @@ pub(crate) fn parse_pem(text: &str) -> Result<Material, Invalid> {
     }
 }
 
-fn parse_der(der: &[u8]) -> Result<Material, Invalid> {
+pub(crate) fn parse_der(der: &[u8]) -> Result<Material, Invalid> {
     let what = "SubjectPublicKeyInfo";
     let mut spki = Reader::whole_sequence(der, what)?;
     let mut algorithm = spki.sequence("SPKI algorithm")?;
