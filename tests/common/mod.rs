@@ -10,10 +10,12 @@ pub mod api_stand_in;
 pub mod chaos;
 pub mod faults;
 pub mod fixtures;
+pub mod load;
 pub mod moto;
 pub mod proxy;
 pub mod rabbitmq;
 pub mod services;
+pub mod stale;
 pub mod tls;
 
 /// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.
