@@ -12,6 +12,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod load;
 pub mod moto;
+pub mod private;
 pub mod proxy;
 pub mod rabbitmq;
 pub mod services;
