@@ -84,13 +84,17 @@ impl PrivatePostgres {
     /// A fast shutdown (every session ended, in-flight transactions rolled
     /// back), `down` without a server, then the same cluster again.
     pub fn restart(&mut self, down: Duration) {
-        self.stop();
+        let out = self.stop();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "pg_ctl stop: {out:?}"
+        );
         std::thread::sleep(down);
         self.run();
     }
 
-    fn stop(&mut self) {
-        let _ = as_postgres("pg_ctl")
+    fn stop(&mut self) -> std::io::Result<std::process::Output> {
+        let out = as_postgres("pg_ctl")
             .args(["-m", "fast", "-w", "stop", "-D"])
             .arg(data(self.dir.path()))
             .output();
@@ -98,12 +102,13 @@ impl PrivatePostgres {
             let _ = child.kill();
             let _ = child.wait();
         }
+        out
     }
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 

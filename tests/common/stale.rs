@@ -1,6 +1,6 @@
 //! A publisher whose `LOCK_TARGETS` expires while it writes: two worker
-//! processes with a tiny `RSTUF_LOCK_TIMEOUT`, each with its file links
-//! slowed by strace's fault injection so every publication outlives the
+//! processes with a tiny `RSTUF_LOCK_TIMEOUT`, each with the calls that
+//! move files into place slowed by strace's fault injection so every publication outlives the
 //! lock and the other process takes it meanwhile. The storage watcher and
 //! python-tuf's client judge the result: no version repeats with other
 //! content, timestamp.json never goes back, every reported addition is
@@ -15,8 +15,10 @@ use super::services::{Deployment, WorkerProcess};
 
 /// Lock lifetime (seconds) shorter than one slowed publication.
 const LOCK_TIMEOUT: &str = "0.5";
-/// How long each `linkat` (a versioned file taking its name) is held.
-const LINK_DELAY_US: u32 = 700_000;
+/// The calls that move a written file into place (linked or renamed).
+const PLACING: &str = "linkat,rename,renameat,renameat2";
+/// How long each of them is held.
+const PLACE_DELAY_US: u32 = 700_000;
 
 /// strace attached to a running worker, delaying one system call in every
 /// thread; detached (the worker runs on) on drop.
@@ -64,7 +66,7 @@ pub fn lock_expiry(batches: u32) -> Row {
     {
         let _slowed: Vec<Slowed> = workers
             .iter()
-            .map(|w| Slowed::attach(w, "linkat", LINK_DELAY_US))
+            .map(|w| Slowed::attach(w, PLACING, PLACE_DELAY_US))
             .collect();
         for _ in 0..batches {
             load.add(8);
@@ -83,8 +85,8 @@ pub fn lock_expiry(batches: u32) -> Row {
     Row {
         fault: format!(
             "LOCK_TARGETS expiry mid-publish (2 processes, RSTUF_LOCK_TIMEOUT={LOCK_TIMEOUT}, \
-             every file link delayed {} ms)",
-            LINK_DELAY_US / 1000
+             every file link or rename delayed {} ms)",
+            PLACE_DELAY_US / 1000
         ),
         count: u32::try_from(expired).unwrap_or(u32::MAX),
         tasks: load.tasks(),
