@@ -38,11 +38,13 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
-    /// Create the directory if needed and learn the latest version of every
-    /// role from one listing; later lookups only probe single files.
+    /// Create the directory if needed, remove temporary files of writers
+    /// that died, and learn the latest version of every role from one
+    /// listing; later lookups only probe single files.
     pub fn open(config: &LocalConfig) -> Result<LocalStorage> {
         let dir = config.path.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the storage directory", e))?;
+        leftovers::remove(&dir);
         let latest = scan(&dir)?;
         Ok(LocalStorage { dir, latest })
     }
@@ -69,7 +71,7 @@ fn scan(dir: &Path) -> Result<LatestCache> {
 }
 
 /// Distinguishes temporary files of concurrent writers in this process; the
-/// pid distinguishes processes.
+/// host and pid distinguish processes ([`leftovers`]).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Up to this many files a batch fsyncs each one; above, one `syncfs` is
@@ -113,7 +115,7 @@ impl Staged {
         let target = dir.join(&name);
         let temp = dir.join(format!(
             ".{name}.{}.{}.tmp",
-            std::process::id(),
+            leftovers::writer(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let failed = |e| Error::io(&target, "write a temporary copy", e);
@@ -245,6 +247,7 @@ impl Storage for LocalStorage {
     }
 }
 
+mod leftovers;
 mod place;
 pub use place::TIMESTAMP_LOCK;
 

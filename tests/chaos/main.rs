@@ -28,15 +28,15 @@ fn scenarios() -> Vec<Scenario> {
             Box::new(|rng| scenarios::kill_workers(10, 1000, rng)),
         ),
         (
-            "postgres",
+            "postgres connections",
             Box::new(|rng| scenarios::cut_connections(Service::Postgres, 5, rng)),
         ),
         (
-            "redis",
+            "redis connections",
             Box::new(|rng| scenarios::cut_connections(Service::Redis, 5, rng)),
         ),
         (
-            "rabbitmq",
+            "rabbitmq connections",
             Box::new(|rng| scenarios::cut_connections(Service::RabbitMq, 5, rng)),
         ),
         (

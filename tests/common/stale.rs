@@ -72,6 +72,7 @@ pub fn lock_expiry(batches: u32) -> Row {
             load.add(8);
             std::thread::sleep(Duration::from_secs(1));
         }
+        // Every task settles while still slowed; judged below, with the last.
         let _ = load.judge();
     }
     load.add(1);

@@ -551,3 +551,21 @@ fn racing_writers_never_move_timestamp_back() {
         serde_json::from_slice(&dir.storage().get_timestamp().unwrap()).unwrap();
     assert_eq!(last["signed"]["version"], 599);
 }
+
+/// What a SIGKILL between writing and placing leaves behind.
+#[test]
+fn opening_removes_temporary_files_of_dead_writers_on_this_host() {
+    let dir = TempDir::new("leftovers");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let (host, live) = leftovers::writer().rsplit_once('-').unwrap();
+    let dead_here = format!(".2.bins-0.json.{host}-{dead}.0.tmp");
+    let live_here = format!(".2.bins-1.json.{host}-{live}.0.tmp");
+    let elsewhere = format!(".2.bins-2.json.other_host-{dead}.0.tmp");
+    for name in [&dead_here, &live_here, &elsewhere] {
+        fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    dir.storage();
+    assert_eq!(dir.names(), set(&[&live_here, &elsewhere]));
+}
