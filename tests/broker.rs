@@ -662,6 +662,17 @@ fn panicking_handler_loses_its_message_not_the_pool() {
 
 #[test]
 fn message_amiquip_cannot_parse_is_rejected() {
+    poison_is_rejected(1);
+}
+
+/// Every consumer may take the requeued poison and die of it before one
+/// sweep gets it; the pool must come back whole, with the poison gone.
+#[test]
+fn message_amiquip_cannot_parse_is_rejected_with_many_consumers() {
+    poison_is_rejected(8);
+}
+
+fn poison_is_rejected(threads: usize) {
     let queues = Queues::new("/", &["metadata_repository"]);
     const CODE: &str = r#"
 import sys, amqp
@@ -675,8 +686,18 @@ ch.basic_publish(amqp.Message(b"good", content_type="application/json", applicat
 c.close()
 "#;
     let (tx, rx) = unbounded();
-    let pool = Pool::start(queues.config(1, 4), recorder(tx));
-    queues.wait_for(0, "pool consuming", |(_, consumers)| consumers == 1);
+    let config = BrokerConfig {
+        // Threads back at once: a requeued poison always finds a consumer.
+        reconnect: ReconnectPolicy {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        ..queues.config(threads, 4)
+    };
+    let pool = Pool::start(config, recorder(tx));
+    queues.wait_for(0, "pool consuming", |(_, consumers)| {
+        consumers as usize == threads
+    });
     run_python(CODE, &[queues.names[0].as_str()]);
     // The good one may come first (redelivered) or after the sweep.
     assert_eq!(next(&rx).0, "good");

@@ -408,7 +408,8 @@ ch.basic_publish(amqp.Message(b"poison", content_type=b"\xff\xfe", application_h
 c.close()
 "#;
     let dep = Deployment::new().with_tls_rabbitmq_node();
-    let worker = dep.start_worker(&[]);
+    // Many consumers: the poison kills them in turn before one sweep takes it.
+    let worker = dep.start_worker_with_threads(8, &[]);
     let node = tls(&dep).rabbitmq_node.as_ref().unwrap();
     let out = Command::new(common::python())
         .args(["-c", POISON, &node.plain_port.to_string(), &dep.queue])

@@ -399,7 +399,14 @@ impl Deployment {
             log,
             data_dir,
         };
-        worker.wait_for_log("consuming", Duration::from_secs(20));
+        // The process announces its queues before its threads declare them;
+        // a message published to an undeclared queue is dropped.
+        for queue in queues {
+            worker.wait_for_log(
+                &format!(": consuming {queue} from"),
+                Duration::from_secs(20),
+            );
+        }
         worker
     }
 
