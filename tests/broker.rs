@@ -715,26 +715,24 @@ fn unreachable_broker_errors_name_it_without_the_password() {
             .unwrap_err()
             .to_string()
     };
-    const HINT: &str =
-        "check that RabbitMQ is running and that the URL's user, password and vhost are right";
+    const HINT: &str = "check that RabbitMQ is running and reachable at this address";
     // Nothing listens on port 1.
     assert_eq!(
         publish("amqp://rstuf:hunter2@127.0.0.1:1/prod"),
         format!(
-            "RabbitMQ at amqp://rstuf:***@127.0.0.1:1/prod: connecting failed: I/O error while \
-             writing socket: Connection refused (os error 111); {HINT}"
+            "RabbitMQ at amqp://rstuf:***@127.0.0.1:1/prod: connecting failed: 127.0.0.1:1: \
+             Connection refused (os error 111); {HINT}"
         )
     );
-    // amiquip puts the whole URL, password included, into this one.
     let err = publish("amqp://rstuf:hunter2@nonexistent.invalid/prod");
     assert!(
         err.starts_with(
-            "RabbitMQ at amqp://rstuf:***@nonexistent.invalid:5672/prod: connecting failed: \
-             failed to resolve IP address of \
-             amqp://rstuf:***@nonexistent.invalid:5672/prod?connection_timeout=2000: "
+            "RabbitMQ at amqp://rstuf:***@nonexistent.invalid:5672/prod: resolving the host \
+             failed: "
         ),
         "{err}"
     );
+    assert!(err.ends_with(HINT), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
 

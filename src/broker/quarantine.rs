@@ -156,10 +156,11 @@ impl<S: Read + Write> Stream for S {}
 
 impl RawConnection {
     fn open(url: &AmqpUrl, timeout: Duration) -> Result<RawConnection, String> {
+        let tcp = super::topology::tcp_connect(url, timeout).map_err(|e| e.to_string())?;
         let stream: Box<dyn Stream> = if url.tls() {
-            Box::new(super::tls::blocking(url, timeout).map_err(|e| e.to_string())?)
+            Box::new(super::tls::blocking(url, tcp).map_err(|e| e.to_string())?)
         } else {
-            Box::new(super::tls::tcp_connect(url, timeout).map_err(|e| e.to_string())?)
+            Box::new(tcp)
         };
         let mut conn = RawConnection { stream };
         conn.handshake(url)?;
