@@ -701,7 +701,15 @@ c.close()
     run_python(CODE, &[queues.names[0].as_str()]);
     // The good one may come first (redelivered) or after the sweep.
     assert_eq!(next(&rx).0, "good");
-    assert_quiet(&rx);
+    if threads == 1 {
+        assert_quiet(&rx);
+    } else {
+        // A connection the poison kills may take the ack of the good one
+        // with it; the good one then comes again (at least once).
+        while let Ok(extra) = rx.recv_timeout(Duration::from_millis(300)) {
+            assert_eq!(extra, ("good".to_owned(), true));
+        }
+    }
     pool.stop();
     assert_eq!(queues.counts(0), (0, 0));
 }
