@@ -368,7 +368,23 @@ fn signer_config(env: &Env) -> Result<crate::kms::SignerConfig, ConfigError> {
     Ok(crate::kms::SignerConfig {
         online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
         aws,
+        gcp: gcp_kms_config(env)?,
     })
+}
+
+/// `RSTUF_GOOGLE_APPLICATION_CREDENTIALS`: the path of a service account key
+/// file (a Docker secret under /run/secrets included), read at start so a
+/// bad file stops the worker before any task.
+fn gcp_kms_config(env: &Env) -> Result<Option<crate::kms::GcpKmsConfig>, ConfigError> {
+    const NAME: &str = "RSTUF_GOOGLE_APPLICATION_CREDENTIALS";
+    let Some(path) = env.get(NAME) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| problem(NAME, format!("cannot read the key file {path}: {e}")))?;
+    crate::kms::GcpKmsConfig::from_key_file(&text, env.get("RSTUF_GOOGLE_KMS_ENDPOINT_URL"))
+        .map(Some)
+        .map_err(|why| problem(NAME, format!("{path}: {why}")))
 }
 
 fn storage_config(env: &Env) -> Result<StorageConfig, ConfigError> {

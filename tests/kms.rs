@@ -16,6 +16,7 @@ fn config(moto: &Moto) -> SignerConfig {
             region: Some(moto::REGION.into()),
             endpoint_url: Some(moto.endpoint()),
         }),
+        gcp: None,
     }
 }
 

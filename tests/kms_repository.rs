@@ -10,40 +10,10 @@ use actions_support::{
     api_pre_lock, bootstrap_bins, file, ngclient, payload_vector, root_with_online_key_dict,
     run_task, signers,
 };
-use common::moto::{self, Moto};
-use common::services::{Deployment, WorkerProcess};
-use rstuf_worker::tuf::Key;
-use serde_json::{json, Value};
+use common::moto::{KmsKeySpec, Moto, ECDSA_P256, RSA_PSS};
+use common::services::Deployment;
+use serde_json::json;
 use sha2::{Digest, Sha256};
-
-/// (moto key spec, TUF keytype, TUF scheme) of the online keys tried.
-const ECDSA_P256: (&str, &str, &str) = ("ECC_NIST_P256", "ecdsa", "ecdsa-sha2-nistp256");
-const RSA_PSS: (&str, &str, &str) = ("RSA_3072", "rsa", "rsassa-pss-sha256");
-
-/// A new KMS key of `spec` and the key dict root lists for it, by key id.
-fn kms_online_key(moto: &Moto, (spec, keytype, scheme): (&str, &str, &str)) -> (String, Value) {
-    let (kms_key, pem) = moto.create_kms_key(spec);
-    let dict = json!({
-        "keytype": keytype,
-        "scheme": scheme,
-        "keyval": {"public": pem},
-        "x-rstuf-key-name": "Online Key in KMS",
-        "x-rstuf-online-key-uri": format!("awskms:{kms_key}"),
-    });
-    let key: Key = serde_json::from_value(dict.clone()).unwrap();
-    (key.keyid().unwrap().to_string(), dict)
-}
-
-/// A worker that may reach `moto`'s KMS.
-fn kms_worker(dep: &Deployment, moto: &Moto) -> WorkerProcess {
-    let endpoint = moto.endpoint();
-    dep.start_worker(&[
-        ("RSTUF_AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
-        ("RSTUF_AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
-        ("RSTUF_AWS_DEFAULT_REGION", moto::REGION),
-        ("RSTUF_AWS_ENDPOINT_URL", &endpoint),
-    ])
-}
 
 fn add_artifact(dep: &Deployment, path: &str) {
     let content = format!("content of {path}");
@@ -81,18 +51,36 @@ fn online_roles_signed_by(dep: &Deployment, keyid: &str) {
     }
 }
 
-fn rotation_from_a_key_file_to(spec: (&str, &str, &str)) {
+/// The `online signer` line of `rstuf-worker check` with `extra` settings.
+fn checked_signer(dep: &Deployment, extra: &[(&str, String)]) -> String {
+    let (ok, report) = dep.check(extra);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("online signer: "))
+        .unwrap_or_else(|| panic!("no online signer line in:\n{report}"));
+    assert_eq!(ok, line.starts_with("online signer: ok"), "{report}");
+    line.to_owned()
+}
+
+fn rotation_from_a_key_file_to(spec: KmsKeySpec) {
     let moto = Moto::start_kms();
     let dep = Deployment::new();
-    let _worker = kms_worker(&dep, &moto);
+    let _worker = moto.kms_worker(&dep, 2);
+    assert_eq!(
+        checked_signer(&dep, &[]),
+        "online signer: ok (no root in storage yet (the repository is not bootstrapped))"
+    );
     bootstrap_bins(&dep);
+    assert!(
+        checked_signer(&dep, &[]).starts_with("online signer: ok (fn:online-ed25519.pem for key")
+    );
     add_artifact(&dep, "before/one.tar.gz");
     client_finds(&dep, 1, &["before/one.tar.gz"]);
 
-    let (keyid, key) = kms_online_key(&moto, spec);
+    let (keyid, key) = moto.create_online_key(spec);
     let mut signed = file(&dep, "1.root.json")["signed"].clone();
     signed["version"] = json!(2);
-    let root = root_with_online_key_dict(signed, &keyid, key);
+    let root = root_with_online_key_dict(signed, &keyid, key.clone());
     let (_, record) = run_task(&dep, "metadata_update", json!({"metadata": {"root": root}}));
     assert_eq!(
         record["result"]["details"],
@@ -100,6 +88,27 @@ fn rotation_from_a_key_file_to(spec: (&str, &str, &str)) {
         "{record}"
     );
     online_roles_signed_by(&dep, &keyid);
+    assert_eq!(
+        checked_signer(&dep, &moto.kms_env()),
+        format!(
+            "online signer: ok ({} for key {keyid}: matches root's key, a test signature \
+             verifies)",
+            key["x-rstuf-online-key-uri"].as_str().unwrap()
+        )
+    );
+    // Keys live in one region: elsewhere the key is not found.
+    let other_region = [
+        moto.kms_env(),
+        vec![("RSTUF_AWS_DEFAULT_REGION", "us-west-2".into())],
+    ]
+    .concat();
+    let line = checked_signer(&dep, &other_region);
+    assert!(
+        line.starts_with(&format!(
+            "online signer: FAILED: online key {keyid}: signer URI 'awskms:"
+        )) && line.contains("NotFoundException"),
+        "{line}"
+    );
 
     add_artifact(&dep, "after/two.tar.gz");
     online_roles_signed_by(&dep, &keyid);
@@ -120,8 +129,8 @@ fn the_online_key_moves_from_a_file_to_an_rsa_pss_kms_key() {
 fn a_repository_bootstraps_with_its_online_key_in_kms() {
     let moto = Moto::start_kms();
     let dep = Deployment::new();
-    let _worker = kms_worker(&dep, &moto);
-    let (keyid, key) = kms_online_key(&moto, ECDSA_P256);
+    let _worker = moto.kms_worker(&dep, 2);
+    let (keyid, key) = moto.create_online_key(ECDSA_P256);
     let mut payload = payload_vector("bootstrap-bins");
     let signed = payload["metadata"]["root"]["signed"].clone();
     payload["metadata"]["root"] = root_with_online_key_dict(signed, &keyid, key);

@@ -10,6 +10,7 @@ pub mod api_stand_in;
 pub mod chaos;
 pub mod faults;
 pub mod fixtures;
+pub mod gcp;
 pub mod moto;
 pub mod proxy;
 pub mod rabbitmq;
