@@ -19,13 +19,9 @@ fn config(gcp: GcpKmsConfig) -> SignerConfig {
 
 /// The key dict root lists for a key version: its public PEM and the URI.
 fn key_dict(keytype: &str, scheme: &str, public_pem: &str, name: &str) -> (KeyId, Key) {
-    let key: Key = serde_json::from_value(json!({
-        "keytype": keytype,
-        "scheme": scheme,
-        "keyval": {"public": public_pem},
-        "x-rstuf-online-key-uri": format!("gcpkms:{name}"),
-    }))
-    .unwrap();
+    let uri = format!("gcpkms:{name}");
+    let (_, dict) = common::online_key_dict(keytype, scheme, public_pem, uri);
+    let key: Key = serde_json::from_value(dict).unwrap();
     (key.keyid().unwrap(), key)
 }
 

@@ -2,7 +2,8 @@
 //! driven through the worker as the API drives it and verified after every
 //! step with python-tuf's client: bootstrap with an `fn:` key, an artifact,
 //! a root rotation to an `awskms:` key, another artifact; and a bootstrap
-//! straight with an `awskms:` key.
+//! straight with an `awskms:` key, and with a `gcpkms:` key (through the
+//! Cloud KMS stand-in).
 mod actions_support;
 mod common;
 
@@ -10,9 +11,10 @@ use actions_support::{
     api_pre_lock, bootstrap_bins, file, ngclient, payload_vector, root_with_online_key_dict,
     run_task, signers,
 };
+use common::gcp::GcpStandIn;
 use common::moto::{KmsKeySpec, Moto, ECDSA_P256, RSA_PSS};
 use common::services::Deployment;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 fn add_artifact(dep: &Deployment, path: &str) {
@@ -125,24 +127,49 @@ fn the_online_key_moves_from_a_file_to_an_rsa_pss_kms_key() {
     rotation_from_a_key_file_to(RSA_PSS);
 }
 
+/// Bootstraps `dep` with the hash-bin vector root, its online key moved to
+/// `key`.
+fn bootstrap_with_online_key(dep: &Deployment, keyid: &str, key: Value) {
+    let mut payload = payload_vector("bootstrap-bins");
+    let signed = payload["metadata"]["root"]["signed"].clone();
+    payload["metadata"]["root"] = root_with_online_key_dict(signed, keyid, key);
+    api_pre_lock(dep);
+    let (id, record) = run_task(dep, "bootstrap", payload);
+    assert_eq!(
+        record["result"]["details"]["bootstrap"],
+        format!("Bootstrap finished {id}"),
+        "{record}"
+    );
+    online_roles_signed_by(dep, keyid);
+}
+
 #[test]
 fn a_repository_bootstraps_with_its_online_key_in_kms() {
     let moto = Moto::start_kms();
     let dep = Deployment::new();
     let _worker = moto.kms_worker(&dep, 2);
     let (keyid, key) = moto.create_online_key(ECDSA_P256);
-    let mut payload = payload_vector("bootstrap-bins");
-    let signed = payload["metadata"]["root"]["signed"].clone();
-    payload["metadata"]["root"] = root_with_online_key_dict(signed, &keyid, key);
-    api_pre_lock(&dep);
-    let (id, record) = run_task(&dep, "bootstrap", payload);
-    assert_eq!(
-        record["result"]["details"]["bootstrap"],
-        format!("Bootstrap finished {id}"),
-        "{record}"
-    );
-    online_roles_signed_by(&dep, &keyid);
+    bootstrap_with_online_key(&dep, &keyid, key);
     add_artifact(&dep, "kms/first.tar.gz");
     online_roles_signed_by(&dep, &keyid);
     client_finds(&dep, 1, &["kms/first.tar.gz"]);
+}
+
+#[test]
+fn a_repository_bootstraps_with_its_online_key_in_cloud_kms() {
+    let gcp = GcpStandIn::start();
+    let dep = Deployment::new();
+    let env = gcp.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _worker = dep.start_worker(&env_refs);
+    let (keyid, key) = gcp.online_key("rsa-pss", "rsa", "rsassa-pss-sha256");
+    let uri = key["x-rstuf-online-key-uri"].as_str().unwrap().to_owned();
+    bootstrap_with_online_key(&dep, &keyid, key);
+    add_artifact(&dep, "gcp/first.tar.gz");
+    online_roles_signed_by(&dep, &keyid);
+    client_finds(&dep, 1, &["gcp/first.tar.gz"]);
+    assert_eq!(
+        checked_signer(&dep, &env),
+        format!("online signer: ok ({uri} for key {keyid}: matches root's key, a test signature verifies)")
+    );
 }

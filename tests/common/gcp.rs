@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use rstuf_worker::kms::GcpKmsConfig;
 use serde_json::Value;
 
-use super::{free_port, python, TempDir};
+use super::{free_port, online_key_dict, python, TempDir};
 
 pub struct GcpStandIn {
     child: Child,
@@ -67,6 +67,24 @@ impl GcpStandIn {
             .find(|(name, _)| name.contains(&format!("/cryptoKeys/{key}/")))
             .map(|(name, pem)| (name.clone(), pem.clone()))
             .unwrap_or_else(|| panic!("no stand-in key {key}"))
+    }
+
+    /// Key version `key` as an online key: its key id and the key dict
+    /// root lists for it, with its `gcpkms:` URI.
+    pub fn online_key(&self, key: &str, keytype: &str, scheme: &str) -> (String, Value) {
+        let (name, pem) = self.key(key);
+        online_key_dict(keytype, scheme, &pem, format!("gcpkms:{name}"))
+    }
+
+    /// The environment of a worker that signs through this stand-in.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "RSTUF_GOOGLE_APPLICATION_CREDENTIALS",
+                self.key_file().display().to_string(),
+            ),
+            ("RSTUF_GOOGLE_KMS_ENDPOINT_URL", self.endpoint()),
+        ]
     }
 
     /// How many tokens and signatures it handed out.

@@ -4,13 +4,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rstuf_worker::storage::S3Config;
-use rstuf_worker::tuf::Key;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::services::{Deployment, WorkerProcess};
-use super::{free_port, python};
+use super::{free_port, online_key_dict, python};
 
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
@@ -166,15 +165,7 @@ impl Moto {
     /// dict root lists for it, with its `awskms:` URI.
     pub fn create_online_key(&self, spec: KmsKeySpec) -> (String, Value) {
         let (kms_key, pem) = self.create_kms_key(spec.kms);
-        let dict = json!({
-            "keytype": spec.keytype,
-            "scheme": spec.scheme,
-            "keyval": {"public": pem},
-            "x-rstuf-key-name": "Online Key in KMS",
-            "x-rstuf-online-key-uri": format!("awskms:{kms_key}"),
-        });
-        let key: Key = serde_json::from_value(dict.clone()).unwrap();
-        (key.keyid().unwrap().to_string(), dict)
+        online_key_dict(spec.keytype, spec.scheme, &pem, format!("awskms:{kms_key}"))
     }
 
     /// The environment of a worker that signs through this server's KMS.
