@@ -137,3 +137,16 @@ fn unknown_key_versions_foreign_accounts_and_no_credentials_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refused_token_is_replaced_and_the_call_retried() {
+    let gcp = GcpStandIn::start();
+    let (name, pem) = gcp.key("p256");
+    let (keyid, key) = key_dict("ecdsa", "ecdsa-sha2-nistp256", &pem, &name);
+    let signer = load_online_signer(&config(gcp.config()), &keyid, &key).unwrap();
+    let verifier = PublicKey::from_key(&key).unwrap();
+    assert!(verifier.verify_bytes(b"one", &signer.sign(b"one").unwrap()));
+    gcp.revoke_tokens();
+    assert!(verifier.verify_bytes(b"two", &signer.sign(b"two").unwrap()));
+    assert_eq!(gcp.stats(), json!({"tokens": 2, "signatures": 2}));
+}

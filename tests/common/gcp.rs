@@ -95,6 +95,15 @@ impl GcpStandIn {
     }
 }
 
+impl GcpStandIn {
+    /// Every token issued so far is refused from now on.
+    pub fn revoke_tokens(&self) {
+        let url = format!("{}/revoke", self.endpoint());
+        let status = attohttpc::post(url).send().unwrap().status();
+        assert!(status.is_success(), "{status}");
+    }
+}
+
 impl Drop for GcpStandIn {
     fn drop(&mut self) {
         let _ = self.child.kill();

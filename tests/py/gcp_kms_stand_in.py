@@ -12,6 +12,8 @@ keys of its own:
 - POST /v1/<key version>:asymmetricSign with {"digest": {"<hash>": b64}}
   of the key's hash and length: {"signature": b64}.
 - GET /stats: how many tokens and signatures it handed out.
+- POST /revoke: every token issued so far stops working (401), as an
+  expired or revoked token does.
 
 usage: gcp_kms_stand_in.py <port> <service account key file to write>
 Prints one JSON line once listening: {"<key version name>": "<public PEM>"}.
@@ -91,6 +93,7 @@ class State:
         self.token_uri = token_uri
         self.keys = make_keys()
         self.tokens = set()
+        self.revoked = set()
         self.signatures = 0
         self.lock = threading.Lock()
 
@@ -120,7 +123,7 @@ class State:
         except Exception as e:  # every flaw of the JWT is the client's
             raise Refused(400, {"error": "invalid_grant", "error_description": repr(e)})
         with self.lock:
-            token = f"token-{len(self.tokens) + 1}"
+            token = f"token-{len(self.tokens) + len(self.revoked) + 1}"
             self.tokens.add(token)
         return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
@@ -195,7 +198,8 @@ class Handler(BaseHTTPRequestHandler):
 
         def route():
             if self.path == "/stats":
-                return {"tokens": len(state.tokens), "signatures": state.signatures}
+                issued = len(state.tokens) + len(state.revoked)
+                return {"tokens": issued, "signatures": state.signatures}
             state.authorise(self.headers.get("Authorization"))
             if self.path.startswith("/v1/") and self.path.endswith("/publicKey"):
                 return state.public_key(self.path[len("/v1/"):-len("/publicKey")])
@@ -208,6 +212,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self.body()
 
         def route():
+            if self.path == "/revoke":
+                with state.lock:
+                    state.revoked |= state.tokens
+                    state.tokens = set()
+                return {}
             if self.path == "/token":
                 kind = self.headers.get("Content-Type")
                 if kind != "application/x-www-form-urlencoded":
