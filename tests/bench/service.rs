@@ -15,8 +15,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actions_support::{api_pre_lock, payload_vector, root_with_online_key, RSA_ONLINE};
+use actions_support::{
+    api_pre_lock, payload_vector, root_with_online_key, root_with_online_key_dict, RSA_ONLINE,
+};
 use common::fixtures::install_generated_bins;
+use common::moto::{Moto, ECDSA_P256};
 use common::services::Deployment;
 use crossbeam_channel::Receiver;
 use rstuf_worker::broker::{self, QueueName};
@@ -296,6 +299,30 @@ fn forced_bump(bins: u64, runs: usize) -> Figures {
     Figures::sorted(times)
 }
 
+/// Signatures per second of forced bumps of every bin of a `bins`-bin
+/// repository whose online key is an ECDSA P-256 key in KMS (moto's local
+/// server, each signature `latency_ms` slower), `runs` times.
+fn kms_bump(bins: u64, latency_ms: u64, runs: usize) -> Figures {
+    let moto = Moto::start_kms_with_latency(latency_ms);
+    let (keyid, key) = moto.create_online_key(ECDSA_P256);
+    let dep = Deployment::new();
+    let _worker = moto.kms_worker(&dep, 4);
+    let mut payload = bootstrap_payload(bins, false);
+    let signed = payload["metadata"]["root"]["signed"].clone();
+    payload["metadata"]["root"] = root_with_online_key_dict(signed, &keyid, key);
+    api_pre_lock(&dep);
+    let mut api = Api::new(&dep);
+    api.timed("bootstrap", payload);
+    let rates = (0..runs)
+        .map(|_| {
+            let seconds = api.timed("force_online_metadata_update", json!({"roles": ["bins"]}));
+            bins as f64 / seconds
+        })
+        .collect();
+    dep.ngclient(&[]);
+    Figures::sorted(rates)
+}
+
 fn rss_kib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -538,6 +565,28 @@ fn bump_rows() -> Vec<Row> {
     )]
 }
 
+fn kms_rows() -> Vec<Row> {
+    [
+        (0, "ms (local)"),
+        (20, "ms added per signature, as a round trip to KMS"),
+    ]
+    .into_iter()
+    .map(|(latency, what)| {
+        row(
+            &format!(
+                "KMS signing: forced bump of 1024 bins, ECDSA P-256 key in AWS KMS, \
+                     {latency} {what}"
+            ),
+            "not sequential round trips",
+            kms_bump(1024, latency, 3).range("signatures/s", 1.0),
+            "local moto server (one Python process on the same cores); at most 8 \
+                 signatures in flight; client refreshes after the bumps"
+                .into(),
+        )
+    })
+    .collect()
+}
+
 fn process_rows() -> Vec<Row> {
     let (start, rss) = start_and_idle(8, 10);
     vec![
@@ -591,13 +640,14 @@ const DISK_BOUND: [&str; 5] = [
 ];
 const TMPFS: &str = "/dev/shm";
 
-const MEASURES: [(&str, Measure); 7] = [
+const MEASURES: [(&str, Measure); 8] = [
     ("add-one", add_one_rows),
     ("add-one-16384", add_one_large_rows),
     ("concurrent", concurrent_rows),
     ("sustained", sustained_rows),
     ("bootstrap", bootstrap_rows),
     ("bump", bump_rows),
+    ("kms", kms_rows),
     ("process", process_rows),
 ];
 

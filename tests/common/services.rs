@@ -297,6 +297,23 @@ impl Deployment {
         env
     }
 
+    /// `rstuf-worker check` with this deployment's environment plus
+    /// `extra`: (exit 0, one line per component).
+    pub fn check(&self, extra: &[(&str, String)]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+            .arg("check")
+            .env_clear()
+            .envs(self.env())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The environment a worker of this deployment runs with.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
