@@ -15,7 +15,7 @@ export RSTUF_TEST_CLI ?= $(CURDIR)/$(VENV_CLI)/bin/rstuf
 # test` builds an unoptimised one (same code, minutes quicker to build).
 export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
-.PHONY: run build release static image test lint unit venv bench bench-core fuzz chaos clean
+.PHONY: run build release static image test test-build lint unit venv bench bench-core fuzz chaos clean
 
 # Defaults for `make run` on a development machine (local services, trust
 # auth); any of them can be overridden from the environment.
@@ -86,9 +86,15 @@ lint:
 	$(CARGO) clippy --test chaos -- -D warnings
 
 ## test: everything CI checks
-test: venv lint
-	$(MAKE) static STATIC_PROFILE=dev IMAGE_DIR=target/test-image
+# The Python venvs download while cargo compiles: on a new machine each
+# takes minutes, and they need different things (network, CPU).
+test:
+	$(MAKE) --jobs=2 venv test-build
 	RSTUF_STATIC_BINARY=$(CURDIR)/target/test-image/rstuf-worker $(CARGO) test --all-targets
+
+test-build: lint
+	$(MAKE) static STATIC_PROFILE=dev IMAGE_DIR=target/test-image
+	$(CARGO) test --all-targets --no-run
 
 ## bench: the worker against the local services, measured; writes BENCH.md
 bench: venv

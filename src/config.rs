@@ -368,7 +368,23 @@ fn signer_config(env: &Env) -> Result<crate::kms::SignerConfig, ConfigError> {
     Ok(crate::kms::SignerConfig {
         online_key_dir: env.get("RSTUF_ONLINE_KEY_DIR").map(PathBuf::from),
         aws,
+        gcp: gcp_kms_config(env)?,
     })
+}
+
+/// `RSTUF_GOOGLE_APPLICATION_CREDENTIALS`: the path of a service account key
+/// file (a Docker secret under /run/secrets included), read at start so a
+/// bad file stops the worker before any task.
+fn gcp_kms_config(env: &Env) -> Result<Option<crate::kms::GcpKmsConfig>, ConfigError> {
+    const NAME: &str = "RSTUF_GOOGLE_APPLICATION_CREDENTIALS";
+    let Some(path) = env.get(NAME) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| problem(NAME, format!("cannot read the key file {path}: {e}")))?;
+    crate::kms::GcpKmsConfig::from_key_file(&text, env.get("RSTUF_GOOGLE_KMS_ENDPOINT_URL"))
+        .map(Some)
+        .map_err(|why| problem(NAME, format!("{path}: {why}")))
 }
 
 fn storage_config(env: &Env) -> Result<StorageConfig, ConfigError> {
@@ -452,6 +468,53 @@ mod tests {
         v.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         v.extend_from_slice(extra);
         v
+    }
+
+    #[test]
+    fn a_google_service_account_key_file_is_read_at_start() {
+        const NAME: &str = "RSTUF_GOOGLE_APPLICATION_CREDENTIALS";
+        let dir = crate::testutil::TempDir::new("gcp-config");
+        let path = dir.path().join("sa.json");
+        let path_text = path.display().to_string();
+        let loaded = |extra: &[(&str, &str)]| {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            load(&vars)
+        };
+        assert!(loaded(&[]).unwrap().signers.gcp.is_none());
+
+        let err = loaded(&[(NAME, &path_text)]).unwrap_err();
+        assert_eq!(err.variable, NAME);
+        assert!(
+            err.problem.starts_with(&format!(
+                "cannot read the key file {path_text}: No such file"
+            )),
+            "{err}"
+        );
+        std::fs::write(&path, r#"{"type": "authorized_user"}"#).unwrap();
+        let err = loaded(&[(NAME, &path_text)]).unwrap_err();
+        assert!(
+            err.problem.starts_with(&format!(
+                "{path_text}: not a service account key file (JSON with client_email, \
+                 private_key and token_uri)"
+            )),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            r#"{"client_email": "w@p.iam.gserviceaccount.com", "private_key": "k",
+                "token_uri": "https://oauth2.googleapis.com/token"}"#,
+        )
+        .unwrap();
+        let config = loaded(&[
+            (NAME, &path_text),
+            ("RSTUF_GOOGLE_KMS_ENDPOINT_URL", "https://kms.internal"),
+        ])
+        .unwrap();
+        assert_eq!(
+            format!("{:?}", config.signers.gcp.unwrap()),
+            r#"GcpKmsConfig(w@p.iam.gserviceaccount.com at Some("https://kms.internal"))"#
+        );
     }
 
     #[test]

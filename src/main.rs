@@ -16,9 +16,12 @@ use rstuf_worker::lock::schedule::{self, SlotClaimer};
 use rstuf_worker::lock::{LockClient, LockConfig, LockKey};
 use rstuf_worker::settings::{SettingsConfig, SettingsStore};
 use rstuf_worker::storage::{AwsS3, LocalStorage, Storage};
+use rstuf_worker::tasks::context::online_key_of;
 use rstuf_worker::tasks::Context;
+use rstuf_worker::tuf::metadata::Root;
+use rstuf_worker::tuf::{Metadata, RoleName};
 use rstuf_worker::worker::Worker;
-use rstuf_worker::{beat, metrics, tasks};
+use rstuf_worker::{beat, kms, metrics, tasks};
 
 const USAGE: &str = "\
 rstuf-worker: Repository Service for TUF worker
@@ -384,10 +387,24 @@ fn check(config: &Config) -> Result<(), String> {
         "storage",
         open_storage(&config.storage).map(|_| format!("{:?}", config.storage)),
     );
+    report("online signer", check_online_signer(config));
     if failed > 0 {
         return Err(format!("{failed} check(s) failed"));
     }
     Ok(())
+}
+
+/// The signer of the online key that root in storage names: reachable,
+/// root's key, and signing.
+fn check_online_signer(config: &Config) -> Result<String, String> {
+    let storage = open_storage(&config.storage)?;
+    let root = RoleName::new("root").map_err(|e| e.to_string())?;
+    let Some((_, bytes)) = storage.get_latest(&root).map_err(|e| e.to_string())? else {
+        return Ok("no root in storage yet (the repository is not bootstrapped)".into());
+    };
+    let root = Metadata::<Root>::from_file_bytes(&bytes).map_err(|e| e.to_string())?;
+    let (keyid, key) = online_key_of(&root.signed).map_err(|e| e.to_string())?;
+    kms::probe(&config.signers, &keyid, &key).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

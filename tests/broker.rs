@@ -662,6 +662,17 @@ fn panicking_handler_loses_its_message_not_the_pool() {
 
 #[test]
 fn message_amiquip_cannot_parse_is_rejected() {
+    poison_is_rejected(1);
+}
+
+/// Every consumer may take the requeued poison and die of it before one
+/// sweep gets it; the pool must come back whole, with the poison gone.
+#[test]
+fn message_amiquip_cannot_parse_is_rejected_with_many_consumers() {
+    poison_is_rejected(8);
+}
+
+fn poison_is_rejected(threads: usize) {
     let queues = Queues::new("/", &["metadata_repository"]);
     const CODE: &str = r#"
 import sys, amqp
@@ -675,12 +686,30 @@ ch.basic_publish(amqp.Message(b"good", content_type="application/json", applicat
 c.close()
 "#;
     let (tx, rx) = unbounded();
-    let pool = Pool::start(queues.config(1, 4), recorder(tx));
-    queues.wait_for(0, "pool consuming", |(_, consumers)| consumers == 1);
+    let config = BrokerConfig {
+        // Threads back at once: a requeued poison always finds a consumer.
+        reconnect: ReconnectPolicy {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        ..queues.config(threads, 4)
+    };
+    let pool = Pool::start(config, recorder(tx));
+    queues.wait_for(0, "pool consuming", |(_, consumers)| {
+        consumers as usize == threads
+    });
     run_python(CODE, &[queues.names[0].as_str()]);
     // The good one may come first (redelivered) or after the sweep.
     assert_eq!(next(&rx).0, "good");
-    assert_quiet(&rx);
+    if threads == 1 {
+        assert_quiet(&rx);
+    } else {
+        // A connection the poison kills may take the ack of the good one
+        // with it; the good one then comes again (at least once).
+        while let Ok(extra) = rx.recv_timeout(Duration::from_millis(300)) {
+            assert_eq!(extra, ("good".to_owned(), true));
+        }
+    }
     pool.stop();
     assert_eq!(queues.counts(0), (0, 0));
 }
@@ -694,26 +723,24 @@ fn unreachable_broker_errors_name_it_without_the_password() {
             .unwrap_err()
             .to_string()
     };
-    const HINT: &str =
-        "check that RabbitMQ is running and that the URL's user, password and vhost are right";
+    const HINT: &str = "check that RabbitMQ is running and reachable at this address";
     // Nothing listens on port 1.
     assert_eq!(
         publish("amqp://rstuf:hunter2@127.0.0.1:1/prod"),
         format!(
-            "RabbitMQ at amqp://rstuf:***@127.0.0.1:1/prod: connecting failed: I/O error while \
-             writing socket: Connection refused (os error 111); {HINT}"
+            "RabbitMQ at amqp://rstuf:***@127.0.0.1:1/prod: connecting failed: 127.0.0.1:1: \
+             Connection refused (os error 111); {HINT}"
         )
     );
-    // amiquip puts the whole URL, password included, into this one.
     let err = publish("amqp://rstuf:hunter2@nonexistent.invalid/prod");
     assert!(
         err.starts_with(
-            "RabbitMQ at amqp://rstuf:***@nonexistent.invalid:5672/prod: connecting failed: \
-             failed to resolve IP address of \
-             amqp://rstuf:***@nonexistent.invalid:5672/prod?connection_timeout=2000: "
+            "RabbitMQ at amqp://rstuf:***@nonexistent.invalid:5672/prod: resolving the host \
+             failed: "
         ),
         "{err}"
     );
+    assert!(err.ends_with(HINT), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
 

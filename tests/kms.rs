@@ -5,7 +5,6 @@ mod common;
 use common::moto::{self, Moto};
 use rstuf_worker::kms::{load_online_signer, AwsKmsConfig, SignerConfig};
 use rstuf_worker::tuf::{Key, KeyId, PublicKey, Signer};
-use serde_json::json;
 
 fn config(moto: &Moto) -> SignerConfig {
     SignerConfig {
@@ -16,18 +15,15 @@ fn config(moto: &Moto) -> SignerConfig {
             region: Some(moto::REGION.into()),
             endpoint_url: Some(moto.endpoint()),
         }),
+        gcp: None,
     }
 }
 
 /// The key dict root lists for a KMS key: its public PEM and the URI.
 fn key_dict(keytype: &str, scheme: &str, public_pem: &str, kms_key: &str) -> (KeyId, Key) {
-    let key: Key = serde_json::from_value(json!({
-        "keytype": keytype,
-        "scheme": scheme,
-        "keyval": {"public": public_pem},
-        "x-rstuf-online-key-uri": format!("awskms:{kms_key}"),
-    }))
-    .unwrap();
+    let uri = format!("awskms:{kms_key}");
+    let (_, dict) = common::online_key_dict(keytype, scheme, public_pem, uri);
+    let key: Key = serde_json::from_value(dict).unwrap();
     (key.keyid().unwrap(), key)
 }
 

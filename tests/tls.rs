@@ -15,23 +15,6 @@ use common::services::{Deployment, TlsFronts};
 use common::tls::{Protocol, TestCa, TlsFront};
 use common::TempDir;
 
-/// `rstuf-worker check` with the deployment's environment plus `extra`:
-/// (exit 0, one line per service).
-fn check(dep: &Deployment, extra: &[(&str, String)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
-        .arg("check")
-        .env_clear()
-        .envs(dep.env())
-        .envs(extra.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 fn line<'a>(report: &'a str, service: &str) -> &'a str {
     report
         .lines()
@@ -46,7 +29,7 @@ fn tls(dep: &Deployment) -> &TlsFronts {
 #[test]
 fn every_service_answers_over_tls_with_the_trusted_ca() {
     let dep = Deployment::new_s3().with_tls();
-    let (ok, report) = check(&dep, &[]);
+    let (ok, report) = dep.check(&[]);
     assert!(ok, "{report}");
     assert!(line(&report, "broker").contains("amqps://"), "{report}");
     dep.assert_no_plaintext_attempt();
@@ -55,7 +38,7 @@ fn every_service_answers_over_tls_with_the_trusted_ca() {
 #[test]
 fn the_redis_broker_answers_over_tls() {
     let dep = Deployment::new_redis_broker().with_tls();
-    let (ok, report) = check(&dep, &[]);
+    let (ok, report) = dep.check(&[]);
     assert!(ok, "{report}");
     assert!(line(&report, "broker").contains("rediss://"), "{report}");
     dep.assert_no_plaintext_attempt();
@@ -74,10 +57,7 @@ fn a_server_certificate_from_another_ca_fails_each_connection() {
         .unwrap()
         .1
         .replace(&tls(&dep).ca.ca_file().display().to_string(), &other_ca);
-    let (ok, report) = check(
-        &dep,
-        &[("SSL_CERT_FILE", other_ca), ("RSTUF_DB_SERVER", db_url)],
-    );
+    let (ok, report) = dep.check(&[("SSL_CERT_FILE", other_ca), ("RSTUF_DB_SERVER", db_url)]);
     assert!(!ok, "{report}");
     for service in [
         "broker",
@@ -109,10 +89,7 @@ fn a_server_certificate_from_another_ca_fails_each_connection() {
 fn the_redis_broker_refuses_a_server_certificate_from_another_ca() {
     let dep = Deployment::new_redis_broker().with_tls();
     let other = TestCa::new("another-ca");
-    let (ok, report) = check(
-        &dep,
-        &[("SSL_CERT_FILE", other.ca_file().display().to_string())],
-    );
+    let (ok, report) = dep.check(&[("SSL_CERT_FILE", other.ca_file().display().to_string())]);
     assert!(!ok, "{report}");
     let text = line(&report, "broker");
     assert!(
@@ -186,7 +163,7 @@ fn a_tls_only_redis_server_is_reached_with_the_trusted_ca_only() {
         ("RSTUF_REDIS_SERVER", url.clone()),
         ("SSL_CERT_FILE", ca.ca_file().display().to_string()),
     ];
-    let (ok, report) = check(&dep, &trusted);
+    let (ok, report) = dep.check(&trusted);
     assert!(ok, "{report}");
 
     let other = TestCa::new("another-ca");
@@ -194,7 +171,7 @@ fn a_tls_only_redis_server_is_reached_with_the_trusted_ca_only() {
         ("RSTUF_REDIS_SERVER", url),
         ("SSL_CERT_FILE", other.ca_file().display().to_string()),
     ];
-    let (ok, report) = check(&dep, &untrusted);
+    let (ok, report) = dep.check(&untrusted);
     assert!(!ok, "{report}");
     for service in ["redis results", "redis settings"] {
         let text = line(&report, service);
@@ -219,7 +196,7 @@ fn postgresql_sslmodes_check_the_chain_and_verify_full_the_host_name() {
             dep.db.name,
             root.ca_file().display()
         );
-        let (_, report) = check(&dep, &[("RSTUF_DB_SERVER", url)]);
+        let (_, report) = dep.check(&[("RSTUF_DB_SERVER", url)]);
         line(&report, "postgresql").to_owned()
     };
     for mode in ["verify-ca", "require"] {
@@ -315,7 +292,8 @@ ch.basic_publish(amqp.Message(b"poison", content_type=b"\xff\xfe", application_h
 c.close()
 "#;
     let dep = Deployment::new().with_tls_rabbitmq_node();
-    let worker = dep.start_worker(&[]);
+    // Many consumers: the poison kills them in turn before one sweep takes it.
+    let worker = dep.start_worker_with_threads(8, &[]);
     let node = tls(&dep).rabbitmq_node.as_ref().unwrap();
     let out = Command::new(common::python())
         .args(["-c", POISON, &node.plain_port.to_string(), &dep.queue])

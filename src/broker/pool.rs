@@ -25,8 +25,9 @@ pub(crate) fn run<H>(
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
+    let gate = quarantine::Gate::default();
     run_sessions(config, shutdown, |slot| {
-        session(slot, url, config, shutdown, &handler)
+        session(slot, url, config, shutdown, &gate, &handler)
     })
 }
 
@@ -36,11 +37,13 @@ fn session<H>(
     url: &AmqpUrl,
     config: &BrokerConfig,
     shutdown: &Shutdown,
+    gate: &quarantine::Gate,
     handler: &H,
 ) -> SessionEnd
 where
     H: Fn(Delivery) -> Disposition + Sync,
 {
+    gate.pass();
     let mut connection = match connect(url, config.connect_timeout) {
         Ok(connection) => connection,
         Err(e) => return lost(false, e.to_string()),
@@ -51,7 +54,7 @@ where
     };
     match connection.close() {
         Err(amiquip::Error::MalformedFrame) => {
-            quarantine_unparsable(slot, url, config);
+            quarantine_unparsable(slot, url, config, gate);
             lost(true, "a message could not be parsed".into())
         }
         Err(e) if matches!(end, SessionEnd::Stopped) => {
@@ -212,7 +215,13 @@ where
 
 /// The connection died on a message amiquip cannot parse; drop such
 /// messages so the next connection does not die the same way.
-fn quarantine_unparsable(slot: usize, url: &AmqpUrl, config: &BrokerConfig) {
+fn quarantine_unparsable(
+    slot: usize,
+    url: &AmqpUrl,
+    config: &BrokerConfig,
+    gate: &quarantine::Gate,
+) {
+    let broke_at = std::time::Instant::now();
     // Deep enough to reach a message that was in flight on any thread.
     let per_queue = u32::try_from(config.threads.get())
         .unwrap_or(u32::MAX)
@@ -222,7 +231,13 @@ fn quarantine_unparsable(slot: usize, url: &AmqpUrl, config: &BrokerConfig) {
         "broker thread {slot}: a message could not be parsed; checking the first {per_queue} \
          messages of each queue"
     );
-    match quarantine::sweep(url, &config.queues, per_queue, config.connect_timeout) {
+    match gate.sweep(
+        broke_at,
+        url,
+        &config.queues,
+        per_queue,
+        config.connect_timeout,
+    ) {
         Ok(n) => info!("broker thread {slot}: rejected {n} unparsable message(s)"),
         Err(e) => error!("broker thread {slot}: {e}"),
     }

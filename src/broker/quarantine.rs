@@ -10,8 +10,15 @@
 //! same parser (so the verdicts agree), and rejects (requeue=false) every
 //! message it cannot parse. The others stay unacknowledged until the
 //! connection closes, which puts them back in place (marked redelivered).
+//!
+//! `basic.get` only sees a message no consumer holds, and RabbitMQ pushes a
+//! requeued message straight to any consumer with room. So while one thread
+//! sweeps, the pool's [`Gate`] keeps every thread from reconnecting: the
+//! poison kills the pool's remaining consumers one by one and then waits in
+//! the queue, where the sweep finds it.
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
@@ -28,9 +35,65 @@ const CHANNEL: u16 = 1;
 /// bytes, and the login (user and password) is the only long string.
 const SEND_BUFFER: usize = 16 * 1024;
 
+/// How long a sweep that finds nothing retries, so that a poison message
+/// held by another consumer (about to die of it) reaches the queue.
+const SWEEP_PATIENCE: Duration = Duration::from_secs(10);
+const SWEEP_RETRY: Duration = Duration::from_millis(100);
+
+/// Shared by the threads of one pool: sweeps run one at a time, and no
+/// thread connects while one runs.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    /// When a sweep last rejected something.
+    last_rejection: Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    /// Waits while a sweep runs.
+    pub(crate) fn pass(&self) {
+        drop(self.lock());
+    }
+
+    /// Sweeps for the poison that broke a connection at `broke_at`, unless
+    /// another thread has rejected one since; retries while nothing is found.
+    /// Returns how many messages were rejected.
+    pub(crate) fn sweep(
+        &self,
+        broke_at: Instant,
+        url: &AmqpUrl,
+        queues: &[QueueName],
+        per_queue: u32,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        let mut last_rejection = self.lock();
+        if last_rejection.is_some_and(|at| at >= broke_at) {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + SWEEP_PATIENCE;
+        loop {
+            let rejected = sweep(url, queues, per_queue, timeout)?;
+            if rejected > 0 {
+                *last_rejection = Some(Instant::now());
+                return Ok(rejected);
+            }
+            if Instant::now() >= deadline {
+                return Ok(0);
+            }
+            std::thread::sleep(SWEEP_RETRY);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Instant>> {
+        // An Instant cannot be left half-written by a panic.
+        self.last_rejection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Looks at up to `per_queue` messages at the head of each queue; returns how
 /// many were rejected.
-pub(crate) fn sweep(
+fn sweep(
     url: &AmqpUrl,
     queues: &[QueueName],
     per_queue: u32,
@@ -93,10 +156,11 @@ impl<S: Read + Write> Stream for S {}
 
 impl RawConnection {
     fn open(url: &AmqpUrl, timeout: Duration) -> Result<RawConnection, String> {
+        let tcp = super::topology::tcp_connect(url, timeout).map_err(|e| e.to_string())?;
         let stream: Box<dyn Stream> = if url.tls() {
-            Box::new(super::tls::blocking(url, timeout).map_err(|e| e.to_string())?)
+            Box::new(super::tls::blocking(url, tcp).map_err(|e| e.to_string())?)
         } else {
-            Box::new(super::tls::tcp_connect(url, timeout).map_err(|e| e.to_string())?)
+            Box::new(tcp)
         };
         let mut conn = RawConnection { stream };
         conn.handshake(url)?;

@@ -2,59 +2,52 @@
 //!
 //! amiquip encrypts only through native-tls (OpenSSL here), which the static
 //! image cannot carry, but it runs any stream implementing its `IoStream`.
-//! So the handshake is done here, blocking and with the connect timeout,
+//! So the handshake is done here, blocking and with the socket's timeouts,
 //! and the established session is handed to amiquip as a non-blocking
 //! stream that keeps amiquip's edge-triggered contract: `read` says
 //! `WouldBlock` only when the socket did, and `write` reports bytes written
 //! only once their TLS records reached the socket.
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amiquip::{Connection, ConnectionTuning, IoStream};
+use amiquip::{Connection, IoStream};
 use mio::{Evented, Poll, PollOpt, Ready, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
+use super::topology::{login, nonblocking};
 use super::{AmqpUrl, Error};
 use crate::tls::{self, Verify};
 
-/// Opens an AMQP connection over TLS, verifying the server's certificate.
-pub(crate) fn connect(url: &AmqpUrl, timeout: Duration) -> Result<Connection, Error> {
-    let (session, tcp) = handshake(url, timeout)?;
-    tcp.set_nonblocking(true)
-        .map_err(|e| failed(url, "connecting", e.to_string()))?;
-    let tcp = mio::net::TcpStream::from_stream(tcp)
-        .map_err(|e| failed(url, "connecting", e.to_string()))?;
+/// Opens an AMQP connection over TLS on `tcp`, verifying the server's
+/// certificate.
+pub(crate) fn connect(
+    url: &AmqpUrl,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<Connection, Error> {
+    let (session, tcp) = handshake(url, tcp)?;
     let stream = TlsStream {
         session,
-        tcp,
+        tcp: nonblocking(url, tcp)?,
         withheld: 0,
     };
-    Connection::insecure_open_stream(stream, url.options(timeout), ConnectionTuning::default())
-        .map_err(|e| {
-            Error::broker(
-                url,
-                "logging in over TLS",
-                "check that the URL's user, password and vhost are right",
-                e,
-            )
-        })
+    login(url, stream, timeout)
 }
 
-/// A blocking TLS stream for the quarantine's bare AMQP connection.
+/// A blocking TLS stream on `tcp`, for the quarantine's bare AMQP connection.
 pub(crate) fn blocking(
     url: &AmqpUrl,
-    timeout: Duration,
+    tcp: TcpStream,
 ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
-    let (session, tcp) = handshake(url, timeout)?;
+    let (session, tcp) = handshake(url, tcp)?;
     Ok(StreamOwned::new(session, tcp))
 }
 
-/// TCP connection and TLS handshake, both within `timeout`; the socket
-/// keeps `timeout` for later reads and writes.
-fn handshake(url: &AmqpUrl, timeout: Duration) -> Result<(ClientConnection, TcpStream), Error> {
+/// The TLS handshake, within the socket's read and write timeouts.
+fn handshake(url: &AmqpUrl, mut tcp: TcpStream) -> Result<(ClientConnection, TcpStream), Error> {
     let config = client_config(url)?;
     let name = ServerName::try_from(url.host().to_owned()).map_err(|e| {
         failed(
@@ -66,7 +59,6 @@ fn handshake(url: &AmqpUrl, timeout: Duration) -> Result<(ClientConnection, TcpS
             ),
         )
     })?;
-    let mut tcp = tcp_connect(url, timeout)?;
     let mut session = ClientConnection::new(config, name)
         .map_err(|e| failed(url, "starting TLS", e.to_string()))?;
     while session.is_handshaking() {
@@ -85,26 +77,6 @@ fn client_config(url: &AmqpUrl) -> Result<Arc<ClientConfig>, Error> {
     tls::client_config(None, Verify::Full)
         .map(Arc::new)
         .map_err(|e| failed(url, "setting up TLS", e.to_string()))
-}
-
-/// A TCP connection with `timeout` for connecting, reading and writing.
-pub(crate) fn tcp_connect(url: &AmqpUrl, timeout: Duration) -> Result<TcpStream, Error> {
-    let addrs = (url.host(), url.port())
-        .to_socket_addrs()
-        .map_err(|e| failed(url, "resolving the host", e.to_string()))?;
-    let mut last = format!("{} has no address", url.host());
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(tcp) => {
-                tcp.set_read_timeout(Some(timeout))
-                    .and_then(|()| tcp.set_write_timeout(Some(timeout)))
-                    .map_err(|e| failed(url, "connecting", e.to_string()))?;
-                return Ok(tcp);
-            }
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(failed(url, "connecting", last))
 }
 
 fn failed(url: &AmqpUrl, action: &str, detail: String) -> Error {

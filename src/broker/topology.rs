@@ -1,24 +1,77 @@
 //! Connecting, and declaring queues exactly as Celery does.
+//!
+//! The socket is always opened here, not by amiquip: its own connect has
+//! no timeout, and its errors carry the whole URL, password included.
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use amiquip::{
-    Channel, Connection, ExchangeDeclareOptions, ExchangeType, FieldTable, QueueDeclareOptions,
+    Channel, Connection, ConnectionTuning, ExchangeDeclareOptions, ExchangeType, FieldTable,
+    IoStream, QueueDeclareOptions,
 };
 
 use super::{AmqpUrl, Error, QueueName};
 
+/// Opens an AMQP connection, over TLS for `amqps://`.
 pub(crate) fn connect(url: &AmqpUrl, timeout: Duration) -> Result<Connection, Error> {
-    if url.tls() {
-        return super::tls::connect(url, timeout);
+    let tcp = tcp_connect(url, timeout)?;
+    match url.tls() {
+        true => super::tls::connect(url, tcp, timeout),
+        false => login(url, nonblocking(url, tcp)?, timeout),
     }
-    Connection::insecure_open(&url.amiquip_url(timeout)).map_err(|e| {
-        Error::broker(
-            url,
-            "connecting",
-            "check that RabbitMQ is running and that the URL's user, password and vhost are right",
-            e,
-        )
-    })
+}
+
+/// A TCP connection with `timeout` for connecting, reading and writing.
+pub(crate) fn tcp_connect(url: &AmqpUrl, timeout: Duration) -> Result<TcpStream, Error> {
+    let addrs = (url.host(), url.port())
+        .to_socket_addrs()
+        .map_err(|e| unreachable(url, "resolving the host", e.to_string()))?;
+    let mut last = format!("{} has no address", url.host());
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => {
+                tcp.set_read_timeout(Some(timeout))
+                    .and_then(|()| tcp.set_write_timeout(Some(timeout)))
+                    .map_err(|e| unreachable(url, "connecting", e.to_string()))?;
+                return Ok(tcp);
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(unreachable(url, "connecting", last))
+}
+
+/// The socket as amiquip's event loop needs it: non-blocking, for mio.
+pub(crate) fn nonblocking(url: &AmqpUrl, tcp: TcpStream) -> Result<mio::net::TcpStream, Error> {
+    tcp.set_nonblocking(true)
+        .and_then(|()| mio::net::TcpStream::from_stream(tcp))
+        .map_err(|e| unreachable(url, "connecting", e.to_string()))
+}
+
+/// AMQP's handshake and login on an open stream.
+pub(crate) fn login<S: IoStream>(
+    url: &AmqpUrl,
+    stream: S,
+    timeout: Duration,
+) -> Result<Connection, Error> {
+    Connection::insecure_open_stream(stream, url.options(timeout), ConnectionTuning::default())
+        .map_err(|e| {
+            Error::broker(
+                url,
+                "logging in",
+                "check that the URL's user, password and vhost are right",
+                e,
+            )
+        })
+}
+
+fn unreachable(url: &AmqpUrl, action: &str, detail: String) -> Error {
+    Error::Broker {
+        broker: url.to_string(),
+        action: action.to_owned(),
+        hint: "check that RabbitMQ is running and reachable at this address",
+        detail,
+    }
 }
 
 pub(crate) fn open_channel(url: &AmqpUrl, connection: &mut Connection) -> Result<Channel, Error> {

@@ -3,26 +3,17 @@
 //! digest (`MessageType: DIGEST`), so metadata of any size fits the 4 KiB
 //! message limit.
 use std::fmt;
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
 
 use attohttpc::header::HeaderName;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use super::http::{with_retries, Failure, Gate, MAX_IN_FLIGHT};
 use super::sigv4::{self, Scope};
-use crate::tuf::{Error, Key, KeyId, PublicKey, Result, Signer, UtcTime};
+use super::{base64_field, Hash};
+use crate::tuf::{Concurrency, Error, Key, KeyId, PublicKey, Result, Signer, UtcTime};
 
-/// At most this many calls of one signer in flight: signing 16384 bins from
-/// every pool thread must not trip the account's request quota.
-const MAX_IN_FLIGHT: usize = 8;
-/// Throttled or failing calls are retried this often, backing off from
-/// [`FIRST_BACKOFF`], doubling each time.
-const ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_REGION: &str = "us-east-1";
 
 /// Where and as whom to call KMS.
@@ -116,7 +107,7 @@ impl Signer for AwsKmsSigner {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
         let request = json!({
             "KeyId": self.kms_key,
-            "Message": BASE64.encode((self.algorithm.digest)(msg)),
+            "Message": BASE64.encode(self.algorithm.hash.digest(msg)),
             "MessageType": "DIGEST",
             "SigningAlgorithm": self.algorithm.kms,
         });
@@ -128,6 +119,10 @@ impl Signer for AwsKmsSigner {
                 reason: format!("AWS KMS key {}: {reason}", self.kms_key),
             })
     }
+
+    fn concurrency(&self) -> Concurrency {
+        Concurrency::Network(MAX_IN_FLIGHT)
+    }
 }
 
 /// A TUF scheme and the KMS signing algorithm that produces it. KMS ECDSA
@@ -136,27 +131,35 @@ impl Signer for AwsKmsSigner {
 struct Algorithm {
     scheme: &'static str,
     kms: &'static str,
-    digest: fn(&[u8]) -> Vec<u8>,
+    hash: Hash,
 }
 
 impl Algorithm {
     const ALL: [Algorithm; 8] = [
-        Algorithm::new("rsassa-pss-sha256", "RSASSA_PSS_SHA_256", sha256),
-        Algorithm::new("rsassa-pss-sha384", "RSASSA_PSS_SHA_384", sha384),
-        Algorithm::new("rsassa-pss-sha512", "RSASSA_PSS_SHA_512", sha512),
-        Algorithm::new("rsa-pkcs1v15-sha256", "RSASSA_PKCS1_V1_5_SHA_256", sha256),
-        Algorithm::new("rsa-pkcs1v15-sha384", "RSASSA_PKCS1_V1_5_SHA_384", sha384),
-        Algorithm::new("rsa-pkcs1v15-sha512", "RSASSA_PKCS1_V1_5_SHA_512", sha512),
-        Algorithm::new("ecdsa-sha2-nistp256", "ECDSA_SHA_256", sha256),
-        Algorithm::new("ecdsa-sha2-nistp384", "ECDSA_SHA_384", sha384),
+        Algorithm::new("rsassa-pss-sha256", "RSASSA_PSS_SHA_256", Hash::Sha256),
+        Algorithm::new("rsassa-pss-sha384", "RSASSA_PSS_SHA_384", Hash::Sha384),
+        Algorithm::new("rsassa-pss-sha512", "RSASSA_PSS_SHA_512", Hash::Sha512),
+        Algorithm::new(
+            "rsa-pkcs1v15-sha256",
+            "RSASSA_PKCS1_V1_5_SHA_256",
+            Hash::Sha256,
+        ),
+        Algorithm::new(
+            "rsa-pkcs1v15-sha384",
+            "RSASSA_PKCS1_V1_5_SHA_384",
+            Hash::Sha384,
+        ),
+        Algorithm::new(
+            "rsa-pkcs1v15-sha512",
+            "RSASSA_PKCS1_V1_5_SHA_512",
+            Hash::Sha512,
+        ),
+        Algorithm::new("ecdsa-sha2-nistp256", "ECDSA_SHA_256", Hash::Sha256),
+        Algorithm::new("ecdsa-sha2-nistp384", "ECDSA_SHA_384", Hash::Sha384),
     ];
 
-    const fn new(scheme: &'static str, kms: &'static str, digest: fn(&[u8]) -> Vec<u8>) -> Self {
-        Algorithm {
-            scheme,
-            kms,
-            digest,
-        }
+    const fn new(scheme: &'static str, kms: &'static str, hash: Hash) -> Self {
+        Algorithm { scheme, kms, hash }
     }
 
     fn for_scheme(scheme: &str) -> Option<Algorithm> {
@@ -164,40 +167,13 @@ impl Algorithm {
     }
 }
 
-fn sha256(msg: &[u8]) -> Vec<u8> {
-    Sha256::digest(msg).to_vec()
-}
-
-fn sha384(msg: &[u8]) -> Vec<u8> {
-    Sha384::digest(msg).to_vec()
-}
-
-fn sha512(msg: &[u8]) -> Vec<u8> {
-    Sha512::digest(msg).to_vec()
-}
-
-fn base64_field(answer: &Value, field: &str) -> std::result::Result<Vec<u8>, String> {
-    answer[field]
-        .as_str()
-        .and_then(|text| BASE64.decode(text).ok())
-        .ok_or_else(|| format!("KMS answered without a base64 {field}"))
-}
-
-/// Signed JSON calls to one KMS endpoint, at most [`MAX_IN_FLIGHT`] at once.
+/// Signed JSON calls to one KMS endpoint.
 struct Client {
     config: AwsKmsConfig,
     region: String,
     url: String,
     host: String,
-    in_flight: Mutex<usize>,
-    slot_freed: Condvar,
-}
-
-/// How one attempt at a call ended.
-enum Failure {
-    /// Throttled or a server/transport fault: worth another attempt.
-    Transient(String),
-    Permanent(String),
+    gate: Gate,
 }
 
 impl Client {
@@ -220,30 +196,14 @@ impl Client {
             region,
             url,
             host,
-            in_flight: Mutex::new(0),
-            slot_freed: Condvar::new(),
+            gate: Gate::new(),
         })
     }
 
     /// Calls `action`, retrying throttling and server faults with backoff.
     fn call(&self, action: &str, request: &Value) -> std::result::Result<Value, String> {
         let body = request.to_string();
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=ATTEMPTS {
-            match self.attempt(action, body.as_bytes()) {
-                Ok(answer) => return Ok(answer),
-                Err(Failure::Transient(why)) if attempt < ATTEMPTS => {
-                    log::warn!("KMS {action} failed ({why}); retrying in {backoff:?}");
-                    std::thread::sleep(backoff);
-                    backoff *= 2;
-                }
-                Err(Failure::Transient(why)) => {
-                    return Err(format!("{action} failed {ATTEMPTS} times, last: {why}"))
-                }
-                Err(Failure::Permanent(why)) => return Err(format!("{action}: {why}")),
-            }
-        }
-        unreachable!("the last attempt returns")
+        with_retries(action, || self.attempt(action, body.as_bytes()))
     }
 
     fn attempt(&self, action: &str, body: &[u8]) -> std::result::Result<Value, Failure> {
@@ -265,22 +225,13 @@ impl Client {
                 .map_err(|e| Failure::Permanent(e.to_string()))?
                 .civil(),
         );
-        let mut request = attohttpc::post(&self.url)
-            .timeout(REQUEST_TIMEOUT)
-            .bytes(body);
+        let mut request = attohttpc::post(&self.url).bytes(body);
         for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| Failure::Permanent(format!("header {name}: {e}")))?;
             request = request.header(name, value);
         }
-        let _slot = self.take_slot();
-        let response = request
-            .send()
-            .map_err(|e| Failure::Transient(format!("cannot reach {}: {e}", self.url)))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .map_err(|e| Failure::Transient(format!("reading the answer: {e}")))?;
+        let (status, text) = self.gate.exchange(&self.url, request)?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(answer);
@@ -291,34 +242,7 @@ impl Client {
             .or(answer["Message"].as_str())
             .unwrap_or(&text);
         let why = format!("HTTP {status} {kind}: {message}");
-        if status.as_u16() == 429 || status.is_server_error() || kind.contains("Throttling") {
-            Err(Failure::Transient(why))
-        } else {
-            Err(Failure::Permanent(why))
-        }
-    }
-
-    fn take_slot(&self) -> Slot<'_> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        while *in_flight >= MAX_IN_FLIGHT {
-            in_flight = self
-                .slot_freed
-                .wait(in_flight)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        *in_flight += 1;
-        Slot(self)
-    }
-}
-
-/// One call in flight; frees its place when dropped.
-struct Slot<'a>(&'a Client);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        *in_flight -= 1;
-        self.0.slot_freed.notify_one();
+        Err(Failure::of_status(status, kind.contains("Throttling"), why))
     }
 }
 

@@ -192,6 +192,9 @@ pub fn role_name(role: &str) -> Result<RoleName> {
 #[derive(Default)]
 pub struct Publication {
     files: Vec<(MetadataFile, Vec<u8>)>,
+    /// The snapshot being published, cached by the context once it is
+    /// stored (parsing a 16384-entry snapshot again is most of a round).
+    snapshot: Option<Metadata<Snapshot>>,
 }
 
 impl Publication {
@@ -221,6 +224,9 @@ impl Publication {
             .map(|(f, b)| (f.clone(), b.as_slice()))
             .collect();
         ctx.storage.put_all(&files)?;
+        if let Some(snapshot) = self.snapshot {
+            ctx.remember_snapshot(snapshot);
+        }
         Ok(())
     }
 }
@@ -263,8 +269,10 @@ pub fn snapshot_and_timestamp(
     let mut snapshot = ctx.load_snapshot()?;
     publish_snapshot(ctx, &mut snapshot, changed, removed, signer, publication)?;
     let mut timestamp = ctx.load::<Timestamp>("timestamp")?;
-    publish_timestamp(ctx, &mut timestamp, snapshot.version(), signer, publication)?;
-    Ok(snapshot.version())
+    let version = snapshot.version();
+    publish_timestamp(ctx, &mut timestamp, version, signer, publication)?;
+    publication.snapshot = Some(snapshot);
+    Ok(version)
 }
 
 /// Records `changed` versions in `snapshot` and forgets `removed` roles,

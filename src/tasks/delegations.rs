@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::context::{Context, Result};
 use super::input::{check_role_name, days, parse, required};
+use super::resign::parallel;
 use super::signing::threshold_met;
 use super::Error;
 use crate::backend::Failure;
@@ -238,16 +239,15 @@ pub struct FirstVersions {
 
 /// Version 1 of each created role: empty, expiring after its policy (unlike
 /// upstream, whose new roles expire the moment they are made), signed by
-/// the online key when the role lists it.
+/// the online key when the role lists it (in parallel, as the signer
+/// prefers).
 pub fn first_versions(
     targets: &Targets,
     created: &[RoleRequest],
     signer: &dyn Signer,
     now: UtcTime,
 ) -> Result<FirstVersions> {
-    let mut out = FirstVersions::default();
-    for requested in created {
-        let name = &requested.role.name;
+    let signed = parallel(created, signer.concurrency(), |requested| {
         let mut md = Metadata::new(Targets::new(
             Version(1),
             now.add_days(requested.expire_days)?,
@@ -255,6 +255,11 @@ pub fn first_versions(
         if requested.role.keyids.contains(signer.keyid()) {
             md.sign(signer)?;
         }
+        Ok(md)
+    })?;
+    let mut out = FirstVersions::default();
+    for (requested, md) in created.iter().zip(signed) {
+        let name = &requested.role.name;
         if threshold_met(&targets.role_spec(name)?, &md)? {
             out.published.push((name.clone(), md));
         } else {

@@ -14,7 +14,7 @@ use super::Error;
 use crate::db::RoleUpdate;
 use crate::tuf::metadata::{Signed, Targets};
 use crate::tuf::RoleName;
-use crate::tuf::{KeyId, Metadata, Signer, UtcTime};
+use crate::tuf::{Concurrency, KeyId, Metadata, Signer, UtcTime};
 
 /// How a delegated role is signed, given the online key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,9 @@ impl Resign<'_> {
     /// Re-signs `roles` (with their new expiry), in parallel over the cores.
     /// Roles with no published metadata and no signing event are skipped.
     pub fn run(&self, ctx: &Context, roles: &[(String, UtcTime)]) -> Result<Resigned> {
-        let outcomes = parallel(roles, |(name, expires)| self.one(ctx, name, *expires))?;
+        let outcomes = parallel(roles, self.signer.concurrency(), |(name, expires)| {
+            self.one(ctx, name, *expires)
+        })?;
         let mut resigned = Resigned::default();
         for (name, outcome) in roles.iter().map(|(n, _)| n).zip(outcomes) {
             match outcome {
@@ -176,17 +178,27 @@ pub fn record_versions(ctx: &Context, published: &[(String, Metadata<Targets>)])
     Ok(())
 }
 
-/// Below this many items per core, spawning threads costs more than it
-/// saves.
+/// Below this many items per core, spawning threads costs more than
+/// signing on the CPU saves.
 const ITEMS_PER_THREAD: usize = 32;
 
-/// Runs `work` over `items` on every core, keeping the order of `items`.
+/// Runs `work` (which signs with a signer of `concurrency`) over `items`,
+/// keeping the order of `items`: on every core for a CPU-bound signer, on
+/// as many threads as it takes requests in flight for a remote one, whose
+/// round trips would otherwise follow one another.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
+    concurrency: Concurrency,
     work: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
+    let threads = match concurrency {
+        Concurrency::Cpu => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores.min(items.len() / ITEMS_PER_THREAD)
+        }
+        Concurrency::Network(in_flight) => in_flight.min(items.len()),
+    }
+    .max(1);
     if threads == 1 {
         return items.iter().map(work).collect();
     }
@@ -252,17 +264,36 @@ mod tests {
     #[test]
     fn parallel_keeps_order_and_reports_the_first_error() {
         let items: Vec<u32> = (0..1000).collect();
-        let doubled = parallel(&items, |n| Ok(n * 2)).unwrap();
-        assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
-        let err = parallel(&items, |n| {
-            if *n == 700 {
-                Err(Error::Repository(format!("item {n}")))
-            } else {
-                Ok(*n)
-            }
-        })
-        .unwrap_err();
-        assert_eq!(err.to_string(), "item 700");
-        assert!(parallel(&Vec::<u32>::new(), |n| Ok(*n)).unwrap().is_empty());
+        for concurrency in [Concurrency::Cpu, Concurrency::Network(8)] {
+            let doubled = parallel(&items, concurrency, |n| Ok(n * 2)).unwrap();
+            assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+            let err = parallel(&items, concurrency, |n| {
+                if *n == 700 {
+                    Err(Error::Repository(format!("item {n}")))
+                } else {
+                    Ok(*n)
+                }
+            })
+            .unwrap_err();
+            assert_eq!(err.to_string(), "item 700");
+            let none = parallel(&Vec::<u32>::new(), concurrency, |n| Ok(*n)).unwrap();
+            assert!(none.is_empty());
+        }
+    }
+
+    /// A remote signer gets its requests in flight even for a few roles on
+    /// a machine with fewer cores.
+    #[test]
+    fn network_signers_get_one_thread_per_request_in_flight() {
+        let threads_used = |items: usize, concurrency| {
+            let items: Vec<usize> = (0..items).collect();
+            let ids = parallel(&items, concurrency, |_| Ok(std::thread::current().id())).unwrap();
+            ids.into_iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        assert_eq!(threads_used(16, Concurrency::Network(8)), 8);
+        assert_eq!(threads_used(3, Concurrency::Network(8)), 3);
+        assert_eq!(threads_used(16, Concurrency::Cpu), 1);
     }
 }

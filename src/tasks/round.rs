@@ -102,7 +102,7 @@ fn publish(ctx: &Context, plan: &Plan, lock: &mut LockGuard) -> Result<Report> {
     let mut changed: Vec<(String, Version)> = Vec::new();
     let mut role_updates = Vec::new();
     let mut pending = Vec::new();
-    for resigned in parallel(&jobs, |job| resign(ctx, job))? {
+    for resigned in parallel(&jobs, signer.concurrency(), |job| resign(ctx, job))? {
         match resigned {
             Resigned::Persisted(role) => {
                 publication.add_encoded(role.file, role.bytes);

@@ -26,7 +26,7 @@ pub use datetime::UtcTime;
 pub use error::Error;
 pub use key::Key;
 pub use metadata::Metadata;
-pub use signer::{load_online_signer, load_pem_signer, PemSigner, Signer, SignerUri};
+pub use signer::{load_online_signer, load_pem_signer, Concurrency, PemSigner, Signer, SignerUri};
 pub use types::{InvalidRoleName, KeyId, RoleName, Version};
 
 /// Result type of the TUF core.

@@ -32,6 +32,22 @@ pub trait Signer: Send + Sync {
     fn sign_hex(&self, msg: &[u8]) -> Result<String> {
         self.sign(msg).map(|sig| hex_lower(&sig))
     }
+
+    /// How many signatures this signer makes well at once.
+    fn concurrency(&self) -> Concurrency {
+        Concurrency::Cpu
+    }
+}
+
+/// What bounds a signer's throughput, so that signing many roles spreads
+/// over the threads that suit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Signing costs CPU: one thread per core at most.
+    Cpu,
+    /// Signing waits on a remote service: this many requests in flight,
+    /// whatever the number of cores.
+    Network(usize),
 }
 
 /// A private key from a PEM file, bound to the metadata key it signs for.

@@ -40,10 +40,16 @@ pub fn vector_key_dict(keyid: &str) -> Value {
 /// Root metadata of `signed` with the online roles moved to `keyid` (a
 /// vector key whose private key file the test key directory names by its
 /// key id), the old online key dropped, signed by the three offline keys.
-pub fn root_with_online_key(mut signed: Value, keyid: &str, name: &str) -> Value {
+pub fn root_with_online_key(signed: Value, keyid: &str, name: &str) -> Value {
     let mut key = vector_key_dict(keyid);
     key["x-rstuf-key-name"] = json!(name);
     key["x-rstuf-online-key-uri"] = json!(format!("fn:{keyid}"));
+    root_with_online_key_dict(signed, keyid, key)
+}
+
+/// Root metadata of `signed` with the online roles moved to the key dict
+/// `key` (its URI included), signed by the three offline keys.
+pub fn root_with_online_key_dict(mut signed: Value, keyid: &str, key: Value) -> Value {
     let old = signed["roles"]["timestamp"]["keyids"][0]
         .as_str()
         .unwrap()

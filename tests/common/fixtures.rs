@@ -107,6 +107,11 @@ fn insert_roles(dep: &Deployment, names: &[String]) {
             &[&names, &VECTOR_EXPIRY],
         )
         .unwrap();
+    // As the worker's bootstrap does (and autovacuum would do in time):
+    // without statistics the planner joins every role in each round.
+    dep.sql()
+        .execute("ANALYZE rstuf_target_roles", &[])
+        .unwrap();
 }
 
 /// Like [`install_bins_after_bootstrap`] with `count` bins: the vector

@@ -10,6 +10,7 @@ pub mod api_stand_in;
 pub mod chaos;
 pub mod faults;
 pub mod fixtures;
+pub mod gcp;
 pub mod load;
 pub mod moto;
 pub mod private;
@@ -84,6 +85,25 @@ pub fn wait_for_port(port: u16, limit: std::time::Duration) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The key dict root lists for an online key whose private half `uri`
+/// names, and its key id.
+pub fn online_key_dict(
+    keytype: &str,
+    scheme: &str,
+    public_pem: &str,
+    uri: String,
+) -> (String, serde_json::Value) {
+    let dict = serde_json::json!({
+        "keytype": keytype,
+        "scheme": scheme,
+        "keyval": {"public": public_pem},
+        "x-rstuf-key-name": "Online Key",
+        "x-rstuf-online-key-uri": uri,
+    });
+    let key: rstuf_worker::tuf::Key = serde_json::from_value(dict.clone()).unwrap();
+    (key.keyid().unwrap().to_string(), dict)
 }
 
 /// A name no other test (in this or another process) uses.

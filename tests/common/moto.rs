@@ -1,4 +1,4 @@
-//! A local moto S3 server for tests: 127.0.0.1, a free port, killed on drop.
+//! A local moto server (S3, KMS) for tests: 127.0.0.1, a free port, killed on drop.
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -6,14 +6,35 @@ use std::time::{Duration, Instant};
 use rstuf_worker::storage::S3Config;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
+use serde_json::Value;
 
-use super::{free_port, python};
+use super::services::{Deployment, WorkerProcess};
+use super::{free_port, online_key_dict, python};
 
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
 /// Not us-east-1: rust-s3 sends a LocationConstraint with every bucket
 /// creation, and S3 (moto too) refuses one naming us-east-1.
 pub const REGION: &str = "eu-west-1";
+
+/// A KMS key spec and the TUF key type and scheme of its keys.
+#[derive(Debug, Clone, Copy)]
+pub struct KmsKeySpec {
+    pub kms: &'static str,
+    pub keytype: &'static str,
+    pub scheme: &'static str,
+}
+
+pub const ECDSA_P256: KmsKeySpec = KmsKeySpec {
+    kms: "ECC_NIST_P256",
+    keytype: "ecdsa",
+    scheme: "ecdsa-sha2-nistp256",
+};
+pub const RSA_PSS: KmsKeySpec = KmsKeySpec {
+    kms: "RSA_3072",
+    keytype: "rsa",
+    scheme: "rsassa-pss-sha256",
+};
 
 /// A moto S3 server; killed on drop, so a failing test does not leak it.
 pub struct Moto {
@@ -29,15 +50,26 @@ impl Moto {
     /// A moto server whose KMS keys sign the digests they are sent
     /// (tests/py/moto_kms_digest.py says why).
     pub fn start_kms() -> Moto {
+        Moto::start_kms_with_latency(0)
+    }
+
+    /// Like [`Moto::start_kms`], each signature taking `ms` milliseconds
+    /// more, as a round trip to a real KMS does.
+    pub fn start_kms_with_latency(ms: u64) -> Moto {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/moto_kms_digest.py");
-        Moto::spawn(&[script])
+        Moto::spawn_with(&[script], &[("RSTUF_TEST_KMS_LATENCY_MS", &ms.to_string())])
     }
 
     /// Runs python with `args` then the port.
     fn spawn(args: &[&str]) -> Moto {
+        Moto::spawn_with(args, &[])
+    }
+
+    fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Moto {
         let port = free_port();
         let child = Command::new(python())
             .args(args)
+            .envs(env.iter().copied())
             .arg(port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -127,6 +159,31 @@ impl Moto {
         let out = String::from_utf8(out.stdout).unwrap();
         let (id, pem) = out.split_once('\n').unwrap();
         (id.to_owned(), format!("{}\n", pem.trim_end()))
+    }
+
+    /// A new KMS key of `spec` as an online key: its key id and the key
+    /// dict root lists for it, with its `awskms:` URI.
+    pub fn create_online_key(&self, spec: KmsKeySpec) -> (String, Value) {
+        let (kms_key, pem) = self.create_kms_key(spec.kms);
+        online_key_dict(spec.keytype, spec.scheme, &pem, format!("awskms:{kms_key}"))
+    }
+
+    /// The environment of a worker that signs through this server's KMS.
+    pub fn kms_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RSTUF_AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("RSTUF_AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("RSTUF_AWS_DEFAULT_REGION", REGION.into()),
+            ("RSTUF_AWS_ENDPOINT_URL", self.endpoint()),
+        ]
+    }
+
+    /// A worker of `dep` with `threads` pool threads that signs through
+    /// this server's KMS.
+    pub fn kms_worker(&self, dep: &Deployment, threads: usize) -> WorkerProcess {
+        let env = self.kms_env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        dep.start_worker_with_threads(threads, &env)
     }
 
     /// The grants of an object, as boto3 reports them: (grantee, permission).

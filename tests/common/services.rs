@@ -335,6 +335,23 @@ impl Deployment {
         env
     }
 
+    /// `rstuf-worker check` with this deployment's environment plus
+    /// `extra`: (exit 0, one line per component).
+    pub fn check(&self, extra: &[(&str, String)]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+            .arg("check")
+            .env_clear()
+            .envs(self.env())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The environment a worker of this deployment runs with.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
@@ -437,7 +454,14 @@ impl Deployment {
             log,
             data_dir,
         };
-        worker.wait_for_log("consuming", Duration::from_secs(20));
+        // The process announces its queues before its threads declare them;
+        // a message published to an undeclared queue is dropped.
+        for queue in queues {
+            worker.wait_for_log(
+                &format!(": consuming {queue} from"),
+                Duration::from_secs(20),
+            );
+        }
         worker
     }
 

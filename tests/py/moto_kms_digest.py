@@ -5,15 +5,23 @@ request (what the worker and securesystemslib send) comes back signed over
 the hash of the digest. Every request these tests make is a DIGEST one, so
 the keys here sign the message as a prehashed digest.
 
+With RSTUF_TEST_KMS_LATENCY_MS set, each signature takes that much longer,
+as a round trip to a real KMS does (the server is threaded, so waits
+overlap as they would there).
+
 usage: moto_kms_digest.py <port>
 """
+import os
 import sys
+import time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from moto.kms import utils
 from moto.server import main
+
+LATENCY = float(os.environ.get("RSTUF_TEST_KMS_LATENCY_MS", "0")) / 1000
 
 
 def prehashed(arg):
@@ -31,6 +39,7 @@ class DigestSigningKey:
         self._key = key
 
     def sign(self, message, *args):
+        time.sleep(LATENCY)
         return self._key.sign(message, *map(prehashed, args))
 
     def __getattr__(self, name):

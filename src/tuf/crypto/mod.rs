@@ -90,6 +90,11 @@ impl PublicKey {
         spki::parse_der(spki).is_ok_and(|material| material == self.material)
     }
 
+    /// Whether the PEM SubjectPublicKeyInfo `pem` is this key.
+    pub fn is_spki_pem(&self, pem: &str) -> bool {
+        spki::parse_pem(pem).is_ok_and(|material| material == self.material)
+    }
+
     /// `sig_hex` as metadata stores it (decoded like Python's
     /// `bytes.fromhex`: either case, whitespace between byte pairs).
     pub fn verify(&self, msg: &[u8], sig_hex: &str) -> bool {
