@@ -15,7 +15,7 @@ export RSTUF_TEST_CLI ?= $(CURDIR)/$(VENV_CLI)/bin/rstuf
 # test` builds an unoptimised one (same code, minutes quicker to build).
 export RSTUF_STATIC_BINARY ?= $(CURDIR)/target/image/rstuf-worker
 
-.PHONY: run build release static image test test-build lint unit venv bench bench-core fuzz clean
+.PHONY: run build release static image test test-build lint unit venv bench bench-core fuzz chaos clean
 
 # Defaults for `make run` on a development machine (local services, trust
 # auth); any of them can be overridden from the environment.
@@ -83,6 +83,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --test bench_service -- -D warnings
+	$(CARGO) clippy --test chaos -- -D warnings
 
 ## test: everything CI checks
 # The Python venvs download while cargo compiles: on a new machine each
@@ -98,6 +99,11 @@ test-build: lint
 ## bench: the worker against the local services, measured; writes BENCH.md
 bench: venv
 	$(CARGO) test --release --test bench_service
+
+## chaos: every fault scenario against private workers; writes CHAOS.md
+## (not in test: minutes long, needs root for tmpfs mounts, and strace)
+chaos: venv
+	$(CARGO) test --test chaos
 
 ## bench-core: serialize + sign 16384 bin roles per key type (not part of test)
 bench-core:

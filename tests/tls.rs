@@ -10,6 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::private::PrivatePostgres;
 use common::services::{Deployment, TlsFronts};
 use common::tls::{Protocol, TestCa, TlsFront};
 use common::TempDir;
@@ -218,100 +219,6 @@ fn postgresql_sslmodes_check_the_chain_and_verify_full_the_host_name() {
     assert_eq!(front.plaintext_attempts(), 0);
 }
 
-/// A PostgreSQL cluster of the test's own (initdb into a temporary
-/// directory, run as user postgres), `ssl = on` with the test CA's server
-/// certificate, and TLS-only host entries: a plaintext client is turned away.
-struct TlsPostgres {
-    child: std::process::Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl TlsPostgres {
-    fn start(ca: &TestCa) -> TlsPostgres {
-        let dir = TempDir::new("rstuf-tls-pg");
-        let data = dir.path().join("data");
-        let (cert, key) = ca.server_files();
-        std::fs::copy(cert, dir.path().join("server.pem")).unwrap();
-        std::fs::copy(key, dir.path().join("server.key")).unwrap();
-        run_on(&["chown", "-R", "postgres:postgres"], dir.path());
-        run_on(&["chmod", "0600"], &dir.path().join("server.key"));
-        let out = Command::new("runuser")
-            .args([
-                "-u", "postgres", "--", "initdb", "-N", "-A", "trust", "-U", "postgres", "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-        )
-        .unwrap();
-        let port = common::free_port();
-        let setting = |name: &str, value: String| format!("{name}={value}");
-        let child = Command::new("runuser")
-            .args(["-u", "postgres", "--", "postgres", "-D"])
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "ssl=on",
-            ])
-            .arg("-c")
-            .arg(setting(
-                "unix_socket_directories",
-                dir.path().display().to_string(),
-            ))
-            .arg("-c")
-            .arg(setting(
-                "ssl_cert_file",
-                dir.path().join("server.pem").display().to_string(),
-            ))
-            .arg("-c")
-            .arg(setting(
-                "ssl_key_file",
-                dir.path().join("server.key").display().to_string(),
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres runs");
-        let pg = TlsPostgres {
-            child,
-            port,
-            _dir: dir,
-        };
-        common::wait_for_port(port, Duration::from_secs(30));
-        pg
-    }
-}
-
-/// A file command run as root on a path (the cluster must belong to postgres).
-fn run_on(command: &[&str], path: &std::path::Path) {
-    let status = Command::new(command[0])
-        .args(&command[1..])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{command:?}");
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `rstuf-worker migrate` (the schema, over TLS) with `RSTUF_DB_SERVER`:
 /// (exit 0, stderr).
 fn migrate(dep: &Deployment, db_server: String, extra: &[(&str, String)]) -> (bool, String) {
@@ -332,7 +239,7 @@ fn migrate(dep: &Deployment, db_server: String, extra: &[(&str, String)]) -> (bo
 #[test]
 fn a_tls_only_postgresql_server_gets_the_schema_with_the_trusted_ca_only() {
     let ca = TestCa::new("rstuf-test-ca");
-    let pg = TlsPostgres::start(&ca);
+    let pg = PrivatePostgres::start(Some(&ca));
     let dep = Deployment::new();
     let server = format!("postgresql://postgres@localhost:{}/postgres", pg.port);
     let root = |ca: &TestCa| ca.ca_file().display().to_string();

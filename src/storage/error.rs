@@ -28,6 +28,11 @@ pub enum Error {
     S3Config { bucket: String, reason: String },
     /// The bucket does not exist at the configured endpoint.
     BucketMissing { bucket: String, endpoint: String },
+    /// Another writer got there first: the file of this version holds other
+    /// bytes, or `timestamp.json` is already at this version or newer. The
+    /// writer's view of the repository is stale (its lock expired while it
+    /// worked); it must start over from what is stored now.
+    Superseded { path: PathBuf, stored: String },
     /// An S3 request failed in transport or answered with an unexpected status.
     S3 {
         bucket: String,
@@ -41,6 +46,11 @@ impl Error {
     /// True when the requested file or object simply does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// True when a newer publication made this write stale.
+    pub fn is_superseded(&self) -> bool {
+        matches!(self, Error::Superseded { .. })
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: io::Error) -> Error {
@@ -83,6 +93,12 @@ impl fmt::Display for Error {
                 "{}: cannot {action}: {source}{}",
                 path.display(),
                 io_hint(source)
+            ),
+            Error::Superseded { path, stored } => write!(
+                f,
+                "{}: not replaced, another writer stored {stored} first; \
+                 this publication was built from an older state and is redone",
+                path.display()
             ),
             Error::S3Config { bucket, reason } => {
                 write!(

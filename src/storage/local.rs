@@ -3,8 +3,9 @@
 //! file system) writing into it too.
 //!
 //! A write goes to a hidden temporary file beside the target, is made
-//! durable, renamed over the target and the directory is fsynced, so a
-//! reader sees the old file or the new one, never a truncated one.
+//! durable, moved into place and the directory is fsynced, so a reader sees
+//! the old file or the new one, never a truncated one. A writer whose view
+//! is stale never replaces newer metadata ([`place`]).
 //!
 //! Durability is paid per batch, not per file: a round that re-signs 16384
 //! bins would otherwise wait for 16384 fsyncs. Small batches (one add: a
@@ -37,11 +38,13 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
-    /// Create the directory if needed and learn the latest version of every
-    /// role from one listing; later lookups only probe single files.
+    /// Create the directory if needed, remove temporary files of writers
+    /// that died, and learn the latest version of every role from one
+    /// listing; later lookups only probe single files.
     pub fn open(config: &LocalConfig) -> Result<LocalStorage> {
         let dir = config.path.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create the storage directory", e))?;
+        leftovers::remove(&dir);
         let latest = scan(&dir)?;
         Ok(LocalStorage { dir, latest })
     }
@@ -68,7 +71,7 @@ fn scan(dir: &Path) -> Result<LatestCache> {
 }
 
 /// Distinguishes temporary files of concurrent writers in this process; the
-/// pid distinguishes processes.
+/// host and pid distinguish processes ([`leftovers`]).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Up to this many files a batch fsyncs each one; above, one `syncfs` is
@@ -93,8 +96,8 @@ impl Durability {
 }
 
 /// A file's new content, written and fsynced under a temporary name in the
-/// target's directory (rename is only atomic within one file system). It is
-/// removed on drop unless it was moved into place.
+/// target's directory (rename and link only work within one file system).
+/// It is removed on drop unless it was renamed into place.
 struct Staged {
     temp: PathBuf,
     target: PathBuf,
@@ -112,7 +115,7 @@ impl Staged {
         let target = dir.join(&name);
         let temp = dir.join(format!(
             ".{name}.{}.{}.tmp",
-            std::process::id(),
+            leftovers::writer(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let failed = |e| Error::io(&target, "write a temporary copy", e);
@@ -134,11 +137,16 @@ impl Staged {
         Ok(staged)
     }
 
-    fn place(mut self) -> Result<()> {
-        fs::rename(&self.temp, &self.target)
-            .map_err(|e| Error::io(&self.target, "move the new copy into place", e))?;
-        self.placed = true;
-        Ok(())
+    /// A versioned file keeps its temporary name until dropped: the link
+    /// is the file's second name.
+    fn place(mut self, dir: &Path, file: &MetadataFile, bytes: &[u8]) -> Result<()> {
+        match file {
+            MetadataFile::Versioned { .. } => place::link_new(&self.temp, &self.target, bytes),
+            MetadataFile::Timestamp => {
+                self.placed = place::replace_if_newer(dir, &self.temp, &self.target, bytes)?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -205,7 +213,9 @@ impl Storage for LocalStorage {
     }
 
     /// All contents are written and made durable first, then the versioned
-    /// files are renamed in order and flushed, then `timestamp.json`.
+    /// files are linked in order and flushed, then `timestamp.json`. A
+    /// version already stored with other bytes, or a timestamp not newer
+    /// than the stored one, ends the batch with [`Error::Superseded`].
     fn put_all(&self, files: &[(MetadataFile, &[u8])]) -> Result<()> {
         check_versions(files)?;
         let durability = Durability::for_batch(files.len());
@@ -220,8 +230,8 @@ impl Storage for LocalStorage {
             .into_iter()
             .zip(files)
             .partition(|(_, (file, _))| *file == MetadataFile::Timestamp);
-        for (file, _) in versioned {
-            file.place()?;
+        for (staged, (file, bytes)) in versioned {
+            staged.place(&self.dir, file, bytes)?;
         }
         for (role, version) in stored_versions(files) {
             self.latest.record(role, version);
@@ -230,12 +240,16 @@ impl Storage for LocalStorage {
         if timestamp.is_empty() {
             return Ok(());
         }
-        for (file, _) in timestamp {
-            file.place()?;
+        for (staged, (file, bytes)) in timestamp {
+            staged.place(&self.dir, file, bytes)?;
         }
         sync_dir(&self.dir)
     }
 }
+
+mod leftovers;
+mod place;
+pub use place::TIMESTAMP_LOCK;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,8 @@
 //! - "latest version" of a role that has no file is `None`, not 1; the
 //!   caller decides what a missing role means;
 //! - local writes are atomic (temporary file, fsync, rename, directory
-//!   fsync), so a reader never sees a truncated `timestamp.json`;
+//!   fsync), so a reader never sees a truncated `timestamp.json`, and a
+//!   writer whose lock expired never replaces newer local metadata;
 //! - neither backend lists the whole directory or bucket per lookup: a
 //!   per-process lower bound of each role's latest version is checked by
 //!   probing single files above it (exponential, then binary search);
@@ -43,7 +44,10 @@ pub trait Storage: Send + Sync {
     /// [`Storage::get_timestamp`].
     fn latest_version(&self, role: &RoleName) -> Result<Option<Version>>;
 
-    /// Store a batch of files, in order, replacing files of the same name.
+    /// Store a batch of files, in order. LocalStorage refuses to replace a
+    /// versioned file with other bytes or `timestamp.json` with one that is
+    /// not newer ([`Error::Superseded`]); S3 replaces objects of the same
+    /// name (rust-s3 has no conditional writes).
     fn put_all(&self, files: &[(MetadataFile, &[u8])]) -> Result<()>;
 
     /// `<version>.<role>.json`.

@@ -64,6 +64,12 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Db(e) if e.is_transient())
     }
+
+    /// Another worker published first while this one's lock had expired:
+    /// what it built is stale, and starting over from storage cures it.
+    pub fn is_superseded(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_superseded())
+    }
 }
 
 impl fmt::Display for Error {

@@ -94,6 +94,11 @@ pub struct Ticket(u64);
 const REMEMBERED_ROUNDS: usize = 1024;
 /// Runs of a round after a database error that a retry can cure.
 const TRANSIENT_RETRIES: u32 = 3;
+/// Runs of a round after storage refused a stale write. Each refusal means
+/// another worker published meanwhile, so redoing at once is progress; the
+/// bound only keeps a repository that keeps moving from holding the
+/// waiters forever.
+const SUPERSEDED_REDOS: u32 = 20;
 
 #[derive(Default)]
 struct State {
@@ -234,10 +239,12 @@ impl Publisher {
     }
 }
 
-/// One round with retries of transient database errors; a panic becomes a
-/// failure for the waiters instead of leaving them waiting forever.
+/// One round with retries of transient database errors, redone at once
+/// when storage refused it as stale; a panic becomes a failure for the
+/// waiters instead of leaving them waiting forever.
 fn run_round(ctx: &Context, plan: &Plan) -> Outcome {
     let mut attempt = 0;
+    let mut redone = 0;
     loop {
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| round::run(ctx, plan)))
@@ -246,6 +253,12 @@ fn run_round(ctx: &Context, plan: &Plan) -> Outcome {
             Ok(report) => {
                 log::debug!("publisher: round done in {:?}", started.elapsed());
                 return Ok(Arc::new(report));
+            }
+            Err(e) if e.is_superseded() && redone < SUPERSEDED_REDOS => {
+                redone += 1;
+                warn!(
+                    "publisher: {e}; redone from the stored state ({redone} of {SUPERSEDED_REDOS})"
+                );
             }
             Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
                 attempt += 1;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use rstuf_worker::storage::local::TIMESTAMP_LOCK;
+
 use super::chaos::Row;
 use super::fixtures::{bin_of, install_bins_after_bootstrap};
 use super::proxy::StallingProxy;
@@ -339,7 +341,8 @@ fn wait_for_count(worker: &WorkerProcess, needle: &str, count: usize) -> bool {
     false
 }
 
-/// What a reader of the storage directory could trip over: temporary files,
+/// What a reader of the storage directory could trip over (the writers' lock
+/// file is none of it): temporary files,
 /// files that are not whole JSON, and a timestamp or snapshot naming a file
 /// that is not there.
 pub fn storage_problems(dir: &Path) -> Vec<String> {
@@ -352,7 +355,7 @@ pub fn storage_problems(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    for name in &names {
+    for name in names.iter().filter(|n| *n != TIMESTAMP_LOCK) {
         if name.starts_with('.') || name.ends_with(".tmp") {
             problems.push(format!("temporary file {name} left in storage"));
         } else if name.ends_with(".json") && read_json(&dir.join(name)).is_none() {

@@ -241,8 +241,8 @@ impl Deployment {
     pub fn sql(&self) -> postgres::Client {
         postgres::Client::connect(
             &format!(
-                "host=127.0.0.1 port=5432 user=postgres dbname={}",
-                self.db.name
+                "host=127.0.0.1 port={} user=postgres dbname={}",
+                self.db.port, self.db.name
             ),
             postgres::NoTls,
         )

@@ -11,10 +11,13 @@ pub mod chaos;
 pub mod faults;
 pub mod fixtures;
 pub mod gcp;
+pub mod load;
 pub mod moto;
+pub mod private;
 pub mod proxy;
 pub mod rabbitmq;
 pub mod services;
+pub mod stale;
 pub mod tls;
 
 /// `../shared` beside the repository, or `$RSTUF_SHARED_DIR`.

@@ -136,6 +136,16 @@ impl TlsNode {
     pub fn plain_url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}//", self.plain_port)
     }
+
+    /// Stops the broker application (every connection closed, listeners
+    /// gone), waits `down`, and starts it again from its data directory:
+    /// durable queues and persistent messages come back.
+    pub fn restart(&self, down: std::time::Duration) {
+        rabbitmqctl(&["-n", &self.name, "stop_app"]);
+        std::thread::sleep(down);
+        rabbitmqctl(&["-n", &self.name, "start_app"]);
+        super::wait_for_port(self.plain_port, std::time::Duration::from_secs(60));
+    }
 }
 
 impl Drop for TlsNode {

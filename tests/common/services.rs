@@ -18,6 +18,9 @@ const REDIS_ADMIN: &str = "redis://127.0.0.1:6379/0";
 /// on drop. The claim lives in Redis so parallel test processes agree.
 pub struct RedisDb {
     pub number: u32,
+    /// `host:port` of the server.
+    pub server: String,
+    /// The claim key on the shared server; empty on a private server.
     claim: String,
 }
 
@@ -47,7 +50,11 @@ impl RedisDb {
                         .get_connection()
                         .unwrap();
                     redis::cmd("FLUSHDB").query::<()>(&mut db).unwrap();
-                    return RedisDb { number, claim };
+                    return RedisDb {
+                        number,
+                        server: "127.0.0.1:6379".into(),
+                        claim,
+                    };
                 }
             }
             assert!(
@@ -58,44 +65,69 @@ impl RedisDb {
         }
     }
 
+    /// Database 0 of a Redis server of the test's own on `port`.
+    pub fn private(port: u16) -> RedisDb {
+        RedisDb {
+            number: 0,
+            server: format!("127.0.0.1:{port}"),
+            claim: String::new(),
+        }
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:6379/{}", self.number)
+        format!("redis://{}/{}", self.server, self.number)
     }
 }
 
 impl Drop for RedisDb {
     fn drop(&mut self) {
+        if self.claim.is_empty() {
+            return;
+        }
         if let Ok(mut admin) = redis::Client::open(REDIS_ADMIN).and_then(|c| c.get_connection()) {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&self.claim).query(&mut admin);
         }
     }
 }
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 
 /// A PostgreSQL database of the test's own, dropped on drop.
 pub struct TestDb {
     pub name: String,
+    /// The server's port on 127.0.0.1 (5432: the shared one).
+    pub port: u16,
 }
 
 impl TestDb {
     pub fn new() -> TestDb {
+        TestDb::on(5432)
+    }
+
+    /// A database in the cluster listening on `port`.
+    pub fn on(port: u16) -> TestDb {
         let name = unique("rstuf_t");
-        let mut admin = postgres::Client::connect(PG_ADMIN, postgres::NoTls)
-            .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) is required");
+        let mut admin = postgres::Client::connect(&pg_admin(port), postgres::NoTls)
+            .expect("PostgreSQL on 127.0.0.1 (user postgres, trust auth) is required");
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
-        TestDb { name }
+        TestDb { name, port }
     }
 
     pub fn url(&self) -> String {
-        format!("postgresql://postgres@127.0.0.1:5432/{}", self.name)
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/{}",
+            self.port, self.name
+        )
     }
+}
+
+fn pg_admin(port: u16) -> String {
+    format!("host=127.0.0.1 port={port} user=postgres dbname=postgres")
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(PG_ADMIN, postgres::NoTls) {
+        if let Ok(mut admin) = postgres::Client::connect(&pg_admin(self.port), postgres::NoTls) {
             let _ = admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
@@ -121,6 +153,8 @@ pub struct Deployment {
     pub redis_broker: Option<RedisDb>,
     /// Set for a deployment whose worker reaches every service over TLS.
     pub tls: Option<TlsFronts>,
+    /// An AMQP broker of the test's own (e.g. a node it restarts).
+    pub private_broker: Option<String>,
 }
 
 /// A test CA and TLS fronts to the shared services (and moto): the worker
@@ -210,6 +244,9 @@ impl Deployment {
     /// `RSTUF_BROKER_SERVER` of this deployment, for workers and publishers.
     pub fn broker_url(&self) -> String {
         let own_node = self.tls.as_ref().and_then(|t| t.rabbitmq_node.as_ref());
+        if let Some(url) = &self.private_broker {
+            return url.clone();
+        }
         match (&self.redis_broker, own_node) {
             (Some(db), _) => db.url(),
             (None, Some(node)) => node.plain_url(),
@@ -222,6 +259,7 @@ impl Deployment {
             s3: None,
             redis_broker: None,
             tls: None,
+            private_broker: None,
             queue: unique("t_metadata_repository"),
             internals: unique("t_rstuf_internals"),
             db: TestDb::new(),
@@ -320,7 +358,7 @@ impl Deployment {
             ("RSTUF_BROKER_SERVER", self.broker_url()),
             (
                 "RSTUF_REDIS_SERVER",
-                format!("redis://127.0.0.1/{}", self.redis.number),
+                format!("redis://{}/{}", self.redis.server, self.redis.number),
             ),
             (
                 "RSTUF_REDIS_SERVER_DB_REPO_SETTINGS",
@@ -459,7 +497,7 @@ fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
 impl Drop for Deployment {
     /// Celery's queues and exchanges are durable: remove this test's.
     fn drop(&mut self) {
-        if self.redis_broker.is_some() {
+        if self.redis_broker.is_some() || self.private_broker.is_some() {
             return;
         }
         let Ok(mut conn) = amiquip::Connection::insecure_open("amqp://guest:guest@127.0.0.1:5672")

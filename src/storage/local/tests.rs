@@ -42,18 +42,36 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
+/// Timestamp bytes of `version`, `pad` bytes of padding long.
+fn timestamp(version: u64, pad: usize) -> Vec<u8> {
+    format!(
+        r#"{{"signed":{{"version":{version}}},"pad":"{}"}}"#,
+        "p".repeat(pad)
+    )
+    .into_bytes()
+}
+
 #[test]
 fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
     let dir = TempDir::new("roundtrip");
     let storage = dir.storage();
     storage.put(&file("root", 1), b"root one").unwrap();
     storage.put(&file("2024-x", 1), b"digit leading").unwrap();
-    storage.put(&MetadataFile::Timestamp, b"ts one").unwrap();
-    storage.put(&MetadataFile::Timestamp, b"ts two").unwrap();
+    storage
+        .put(&MetadataFile::Timestamp, &timestamp(1, 0))
+        .unwrap();
+    storage
+        .put(&MetadataFile::Timestamp, &timestamp(2, 0))
+        .unwrap();
 
     assert_eq!(
         dir.names(),
-        set(&["1.root.json", "1.2024-x.json", "timestamp.json"])
+        set(&[
+            "1.root.json",
+            "1.2024-x.json",
+            "timestamp.json",
+            TIMESTAMP_LOCK
+        ])
     );
     assert_eq!(
         storage.get(&role_name("root"), Version(1)).unwrap(),
@@ -63,7 +81,7 @@ fn put_then_get_uses_upstream_names_and_leaves_no_temp_files() {
         storage.get_latest(&role_name("2024-x")).unwrap(),
         Some((Version(1), b"digit leading".to_vec()))
     );
-    assert_eq!(storage.get_timestamp().unwrap(), b"ts two");
+    assert_eq!(storage.get_timestamp().unwrap(), timestamp(2, 0));
 }
 
 #[test]
@@ -79,14 +97,15 @@ fn a_large_batch_is_flushed_once_and_stored_whole() {
         .zip(&bodies)
         .map(|(name, body)| (file(name, 1), body.as_slice()))
         .collect();
-    batch.push((MetadataFile::Timestamp, b"ts"));
+    let stamp = timestamp(1, 0);
+    batch.push((MetadataFile::Timestamp, &stamp));
     storage.put_all(&batch).unwrap();
-    assert_eq!(dir.names().len(), 301, "temporary files left behind");
+    assert_eq!(dir.names().len(), 302, "temporary files left behind");
     assert_eq!(
         storage.get(&role_name("bins-12b"), Version(1)).unwrap(),
         b"bins-12b"
     );
-    assert_eq!(storage.get_timestamp().unwrap(), b"ts");
+    assert_eq!(storage.get_timestamp().unwrap(), stamp);
 }
 
 #[test]
@@ -195,12 +214,13 @@ fn latest_sees_files_written_behind_the_cache() {
 fn batch_is_written_in_full_and_updates_latest() {
     let dir = TempDir::new("batch");
     let storage = dir.storage();
+    let stamp = timestamp(1, 0);
     let batch: Vec<(MetadataFile, &[u8])> = vec![
         (file("bins-0", 1), b"b0"),
         (file("bins-1", 1), b"b1"),
         (file("targets", 1), b"t"),
         (file("snapshot", 1), b"s"),
-        (MetadataFile::Timestamp, b"ts"),
+        (MetadataFile::Timestamp, &stamp),
     ];
     storage.put_all(&batch).unwrap();
     assert_eq!(
@@ -210,7 +230,8 @@ fn batch_is_written_in_full_and_updates_latest() {
             "1.bins-1.json",
             "1.targets.json",
             "1.snapshot.json",
-            "timestamp.json"
+            "timestamp.json",
+            TIMESTAMP_LOCK
         ])
     );
     assert_eq!(
@@ -237,20 +258,21 @@ fn version_zero_is_refused_before_anything_is_written() {
 fn readers_see_the_old_or_the_new_file_never_a_partial_one() {
     let dir = TempDir::new("atomic");
     let storage = Arc::new(dir.storage());
-    let old = vec![b'o'; 256 * 1024];
-    let new = vec![b'n'; 256 * 1024];
-    storage.put(&MetadataFile::Timestamp, &old).unwrap();
+    let size = timestamp(1, 256 * 1024).len();
+    storage
+        .put(&MetadataFile::Timestamp, &timestamp(1, 256 * 1024))
+        .unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let (storage, done) = (Arc::clone(&storage), Arc::clone(&done));
-        let (old, new) = (old.clone(), new.clone());
         std::thread::spawn(move || {
             let mut reads = 0u32;
             while !done.load(Ordering::Relaxed) {
                 let seen = storage.get_timestamp().unwrap();
                 assert!(
-                    seen == old || seen == new,
+                    seen.len() >= size
+                        && serde_json::from_slice::<serde_json::Value>(&seen).is_ok(),
                     "partial read of {} bytes",
                     seen.len()
                 );
@@ -259,20 +281,21 @@ fn readers_see_the_old_or_the_new_file_never_a_partial_one() {
             reads
         })
     };
-    for round in 0..60 {
-        let bytes = if round % 2 == 0 { &new } else { &old };
-        storage.put(&MetadataFile::Timestamp, bytes).unwrap();
+    for version in 2..60 {
+        storage
+            .put(&MetadataFile::Timestamp, &timestamp(version, 256 * 1024))
+            .unwrap();
     }
     done.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
-    assert_eq!(dir.names(), set(&["timestamp.json"]));
+    assert_eq!(dir.names(), set(&["timestamp.json", TIMESTAMP_LOCK]));
 }
 
 #[test]
 fn a_failing_batch_cleans_up_its_temporary_files() {
     let dir = TempDir::new("midbatch");
     let storage = dir.storage();
-    // A directory where the second file should go: its rename fails.
+    // A directory where the second file should go: it cannot be compared.
     fs::create_dir(dir.path().join("1.targets.json")).unwrap();
     let err = storage
         .put_all(&[
@@ -284,15 +307,18 @@ fn a_failing_batch_cleans_up_its_temporary_files() {
     let target = dir.path().join("1.targets.json");
     match &err {
         Error::Io { path, action, .. } => {
-            assert_eq!((path, *action), (&target, "move the new copy into place"))
+            assert_eq!(
+                (path, *action),
+                (&target, "compare with the file already there")
+            )
         }
         other => panic!("expected an Io error, got {other:?}"),
     }
     assert!(err.to_string().starts_with(&format!(
-        "{}: cannot move the new copy into place: ",
+        "{}: cannot compare with the file already there: ",
         target.display()
     )));
-    // Files before the failure are in place, the rest was never renamed.
+    // Files before the failure are in place, the rest was never linked.
     assert_eq!(dir.names(), set(&["1.bins-0.json", "1.targets.json"]));
 }
 
@@ -403,4 +429,143 @@ fn permission_denied_names_the_path_and_says_what_to_check() {
         "{text}"
     );
     assert_eq!(dir.names(), BTreeSet::new());
+}
+
+/// What a writer whose lock expired meets: the versions it is about to
+/// write were published by another writer first.
+#[test]
+fn a_version_another_writer_stored_is_never_replaced() {
+    let dir = TempDir::new("stale");
+    let storage = dir.storage();
+    storage.put(&file("snapshot", 3), b"theirs").unwrap();
+    let stamp = timestamp(3, 0);
+    let err = storage
+        .put_all(&[
+            (file("bins-0", 3), b"ours"),
+            (file("snapshot", 3), b"ours"),
+            (MetadataFile::Timestamp, &stamp),
+        ])
+        .unwrap_err();
+    let target = dir.path().join("3.snapshot.json");
+    assert!(err.is_superseded(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not replaced, another writer stored other content under this version first; \
+             this publication was built from an older state and is redone",
+            target.display()
+        )
+    );
+    assert_eq!(fs::read(&target).unwrap(), b"theirs");
+    assert_eq!(dir.names(), set(&["3.bins-0.json", "3.snapshot.json"]));
+}
+
+#[test]
+fn the_same_bytes_again_are_a_redone_write() {
+    let dir = TempDir::new("redone");
+    let storage = dir.storage();
+    let stamp = timestamp(1, 0);
+    let batch: Vec<(MetadataFile, &[u8])> = vec![
+        (file("snapshot", 1), b"s"),
+        (MetadataFile::Timestamp, &stamp),
+    ];
+    storage.put_all(&batch).unwrap();
+    storage.put_all(&batch).unwrap();
+    assert_eq!(
+        dir.names(),
+        set(&["1.snapshot.json", "timestamp.json", TIMESTAMP_LOCK])
+    );
+}
+
+#[test]
+fn timestamp_is_only_replaced_by_a_newer_version() {
+    let dir = TempDir::new("forward");
+    let storage = dir.storage();
+    storage
+        .put(&MetadataFile::Timestamp, &timestamp(5, 0))
+        .unwrap();
+    let target = dir.path().join("timestamp.json");
+    for (older, ours) in [(timestamp(4, 0), 4), (timestamp(5, 1), 5)] {
+        let err = storage.put(&MetadataFile::Timestamp, &older).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: not replaced, another writer stored version 5 (this write has version \
+                 {ours}) first; this publication was built from an older state and is redone",
+                target.display()
+            )
+        );
+    }
+    assert_eq!(storage.get_timestamp().unwrap(), timestamp(5, 0));
+    storage
+        .put(&MetadataFile::Timestamp, &timestamp(6, 0))
+        .unwrap();
+    assert_eq!(storage.get_timestamp().unwrap(), timestamp(6, 0));
+}
+
+/// Two writers (as two processes: each its own LocalStorage) race through
+/// interleaved versions while a reader watches: timestamp.json never moves
+/// back, whichever writer checks and renames when.
+#[test]
+fn racing_writers_never_move_timestamp_back() {
+    let dir = TempDir::new("race");
+    dir.storage()
+        .put(&MetadataFile::Timestamp, &timestamp(1, 0))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (storage, done) = (dir.storage(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut last = 0;
+            while !done.load(Ordering::Relaxed) {
+                let seen: serde_json::Value =
+                    serde_json::from_slice(&storage.get_timestamp().unwrap()).unwrap();
+                let version = seen["signed"]["version"].as_u64().unwrap();
+                assert!(
+                    version >= last,
+                    "timestamp went from {last} back to {version}"
+                );
+                last = version;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..2u64)
+        .map(|parity| {
+            let storage = dir.storage();
+            std::thread::spawn(move || {
+                for version in (2..600).filter(|v| v % 2 == parity) {
+                    match storage.put(&MetadataFile::Timestamp, &timestamp(version, 4096)) {
+                        Ok(()) => {}
+                        Err(e) => assert!(e.is_superseded(), "{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let last: serde_json::Value =
+        serde_json::from_slice(&dir.storage().get_timestamp().unwrap()).unwrap();
+    assert_eq!(last["signed"]["version"], 599);
+}
+
+/// What a SIGKILL between writing and placing leaves behind.
+#[test]
+fn opening_removes_temporary_files_of_dead_writers_on_this_host() {
+    let dir = TempDir::new("leftovers");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let (host, live) = leftovers::writer().rsplit_once('-').unwrap();
+    let dead_here = format!(".2.bins-0.json.{host}-{dead}.0.tmp");
+    let live_here = format!(".2.bins-1.json.{host}-{live}.0.tmp");
+    let elsewhere = format!(".2.bins-2.json.other_host-{dead}.0.tmp");
+    for name in [&dead_here, &live_here, &elsewhere] {
+        fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    dir.storage();
+    assert_eq!(dir.names(), set(&[&live_here, &elsewhere]));
 }
