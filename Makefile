@@ -100,10 +100,13 @@ test-build: lint
 bench: venv
 	$(CARGO) test --release --test bench_service
 
-## chaos: every fault scenario against private workers; writes CHAOS.md
-## (not in test: minutes long, needs root for tmpfs mounts, and strace)
+## chaos: every fault scenario against private workers; writes CHAOS.md,
+## then each fuzz target briefly (not in test: minutes long, needs root
+## for tmpfs mounts, and strace)
+CHAOS_FUZZ_SECONDS ?= 30
 chaos: venv
 	$(CARGO) test --test chaos
+	$(MAKE) fuzz FUZZ_SECONDS=$(CHAOS_FUZZ_SECONDS)
 
 ## bench-core: serialize + sign 16384 bin roles per key type (not part of test)
 bench-core:
