@@ -32,6 +32,9 @@ pub(crate) fn tcp_connect(url: &AmqpUrl, timeout: Duration) -> Result<TcpStream,
             Ok(tcp) => {
                 tcp.set_read_timeout(Some(timeout))
                     .and_then(|()| tcp.set_write_timeout(Some(timeout)))
+                    // A task's few small frames each wait for an ACK
+                    // otherwise: Nagle's algorithm meets delayed ACKs, 40 ms.
+                    .and_then(|()| tcp.set_nodelay(true))
                     .map_err(|e| unreachable(url, "connecting", e.to_string()))?;
                 return Ok(tcp);
             }
@@ -135,4 +138,22 @@ pub(crate) fn check(url: &AmqpUrl, timeout: Duration) -> Result<(), Error> {
     connection
         .close()
         .map_err(|e| Error::broker(url, "closing the check connection", "", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::parse_broker_url;
+
+    #[test]
+    fn sockets_send_small_frames_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = parse_broker_url(&format!("amqp://127.0.0.1:{port}"))
+            .unwrap()
+            .into_amqp()
+            .unwrap();
+        let tcp = tcp_connect(&url, Duration::from_secs(5)).unwrap();
+        assert!(tcp.nodelay().unwrap());
+    }
 }
