@@ -295,15 +295,12 @@ c.close()
     // Many consumers: the poison kills them in turn before one sweep takes it.
     let worker = dep.start_worker_with_threads(8, &[]);
     let node = tls(&dep).rabbitmq_node.as_ref().unwrap();
-    let out = Command::new(common::python())
-        .args(["-c", POISON, &node.plain_port.to_string(), &dep.queue])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(Command::new(common::python()).args([
+        "-c",
+        POISON,
+        &node.plain_port.to_string(),
+        &dep.queue,
+    ]));
     let id = dep.send_action("no_such_action", serde_json::json!({}));
     dep.wait_for_final(&id, Duration::from_secs(60));
     worker.wait_for_log("rejected delivery", Duration::from_secs(30));

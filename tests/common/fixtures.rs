@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::services::Deployment;
-use super::{run_python, shared};
+use super::{run_ok, run_python, shared};
 
 /// The task id the fixture records as the finished bootstrap (`BOOTSTRAP`).
 pub const BOOTSTRAP_TASK: &str = "f1x7ure0b0075724p0000000000000001";
@@ -224,15 +224,10 @@ fn final_bootstrap_settings() -> Vec<(String, String)> {
 
 /// `rstuf-worker migrate` against the deployment's database.
 pub fn migrate(dep: &Deployment) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
-        .arg("migrate")
-        .envs(dep.env())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rstuf-worker migrate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_rstuf-worker"))
+            .arg("migrate")
+            .envs(dep.env()),
     );
 }
 

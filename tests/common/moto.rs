@@ -9,7 +9,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use serde_json::Value;
 
 use super::services::{Deployment, WorkerProcess};
-use super::{free_port, online_key_dict, python};
+use super::{free_port, online_key_dict, python, run_ok};
 
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
@@ -147,16 +147,7 @@ impl Moto {
             lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]\n\
             print(k)\n\
             print('\\n'.join(['-----BEGIN PUBLIC KEY-----'] + lines + ['-----END PUBLIC KEY-----']))\n";
-        let out = Command::new(python())
-            .args(["-c", script, &self.endpoint(), spec])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = String::from_utf8(out.stdout).unwrap();
+        let out = run_ok(Command::new(python()).args(["-c", script, &self.endpoint(), spec]));
         let (id, pem) = out.split_once('\n').unwrap();
         (id.to_owned(), format!("{}\n", pem.trim_end()))
     }
@@ -194,16 +185,9 @@ impl Moto {
             acl = s3.get_object_acl(Bucket=sys.argv[2], Key=sys.argv[3])\n\
             print(sorted((g['Grantee'].get('URI', g['Grantee'].get('Type')), g['Permission'])\n\
                 for g in acl['Grants']))\n";
-        let out = Command::new(python())
-            .args(["-c", script, &self.endpoint(), bucket, key])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        run_ok(Command::new(python()).args(["-c", script, &self.endpoint(), bucket, key]))
+            .trim()
+            .to_owned()
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::tls::TestCa;
-use super::{free_port, wait_for_port, TempDir};
+use super::{free_port, run_ok, wait_for_port, TempDir};
 
 /// A PostgreSQL cluster (initdb into a temporary directory, run as user
 /// postgres, trust auth), optionally TLS-only with the test CA's server
@@ -30,15 +30,10 @@ impl PrivatePostgres {
         if tls.is_some() {
             run_on(&["chmod", "0600"], &dir.path().join("server.key"));
         }
-        let out = as_postgres("initdb")
-            .args(["-N", "-A", "trust", "-U", "postgres", "-D"])
-            .arg(data(dir.path()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            as_postgres("initdb")
+                .args(["-N", "-A", "trust", "-U", "postgres", "-D"])
+                .arg(data(dir.path())),
         );
         let host = if tls.is_some() { "hostssl" } else { "host" };
         std::fs::write(

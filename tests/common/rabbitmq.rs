@@ -5,15 +5,7 @@ use std::process::Command;
 use super::unique;
 
 pub fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::run_ok(Command::new("rabbitmqctl").args(args));
 }
 
 /// Deleted on drop.

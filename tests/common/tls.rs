@@ -99,16 +99,11 @@ impl TestCa {
     }
 
     fn openssl(&self, args: &[&str], last: &str) {
-        let out = Command::new("openssl")
-            .args(args)
-            .arg(last)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl command runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        super::run_ok(
+            Command::new("openssl")
+                .args(args)
+                .arg(last)
+                .current_dir(self.dir.path()),
         );
     }
 
