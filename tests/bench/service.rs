@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use actions_support::{
     api_pre_lock, payload_vector, root_with_online_key, root_with_online_key_dict, RSA_ONLINE,
 };
+use common::command_output;
 use common::fixtures::install_generated_bins;
 use common::moto::{Moto, ECDSA_P256};
 use common::services::Deployment;
@@ -382,14 +383,6 @@ fn rsa_signature() -> f64 {
             start.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min)
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
 
 fn machine() -> String {

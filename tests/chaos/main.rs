@@ -10,10 +10,10 @@ mod common;
 mod scenarios;
 
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Instant;
 
 use common::chaos::Row;
+use common::command_output;
 use common::faults;
 use common::load::Rng;
 use scenarios::Service;
@@ -87,7 +87,7 @@ fn report(rows: &[Row], seed: u64, only: &str, seconds: u64) -> String {
     let _ = writeln!(
         text,
         "- date: {}",
-        command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
     );
     let _ = writeln!(
         text,
@@ -97,7 +97,7 @@ fn report(rows: &[Row], seed: u64, only: &str, seconds: u64) -> String {
     let _ = writeln!(
         text,
         "- commit: {}",
-        command("git", &["rev-parse", "--short", "HEAD"])
+        command_output("git", &["rev-parse", "--short", "HEAD"])
     );
     let _ = writeln!(text, "- seed: {seed} (RSTUF_CHAOS_SEED)");
     if !only.is_empty() {
@@ -109,12 +109,4 @@ fn report(rows: &[Row], seed: u64, only: &str, seconds: u64) -> String {
         let _ = writeln!(text, "{}", row.markdown());
     }
     text
-}
-
-fn command(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
